@@ -1,0 +1,31 @@
+# Two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+export OMP_NUM_THREADS ?= $(NPROC)
+export MXNET_SUBGRAPH_VERBOSE ?= 0
+
+.PHONY: venv test demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] <= (3, 11), "gluon_atac needs Python <= 3.11 (gluoncv imports distutils)"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(PY) -m gluon_atac.demo --out runs/demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,22 @@
+"""Install gluon_atac: Attention as Activation units and hosts for MXNet/Gluon."""
+from setuptools import find_packages, setup
+
+setup(
+    name="gluon_atac",
+    version="0.1.0",
+    description="Attention as Activation (ATAC) units and networks for MXNet Gluon",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["gluon_atac", "gluon_atac.*"]),
+    python_requires=">=3.8,<3.12",
+    install_requires=[
+        "numpy==1.23.5",
+        "mxnet==1.9.1",
+        "gluoncv==0.10.5.post0",
+        "matplotlib",
+        "tqdm",
+        "mlxtend",
+    ],
+    extras_require={"test": ["pytest"]},
+    py_modules=["train_cifar", "train_imagenet"],
+)
