@@ -1,0 +1,181 @@
+"""ResNet v1b family with attentional activations, built by GluonCV's ResNetV1b."""
+import math
+
+from gluoncv.model_zoo.resnetv1b import ResNetV1b
+from mxnet.gluon import nn
+
+from ..nn import get_activation, canonical_name
+
+__all__ = ['BottleneckV1bAct', 'BasicBlockV1bAct', 'ActBlockFactory', 'resnet_v1b',
+           'RESNET_LAYERS']
+
+RESNET_LAYERS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3],
+                 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+
+# GluonCV's stem/shortcut options that make v1c, v1d out of the v1b builder.
+_VARIANTS = {'b': {}, 'c': {'deep_stem': True},
+             'd': {'deep_stem': True, 'avg_down': True}}
+
+
+class BasicBlockV1bAct(nn.HybridBlock):
+    """ResNet v1b basic block whose first activation is chosen by name.
+
+    Same signature and parameter names as GluonCV's ``BasicBlockV1b``; the activation
+    after the residual sum stays a ReLU.
+
+    Parameters
+    ----------
+    planes : int
+    strides : int, default 1
+    dilation : int, default 1
+    downsample : HybridBlock, optional
+    previous_dilation : int, default 1
+    norm_layer : type
+    norm_kwargs : dict, optional
+    act_type : str, default 'relu'
+    act_kwargs : dict, optional
+        Options for :func:`gluon_atac.get_activation`.
+    """
+    expansion = 1
+
+    def __init__(self, planes, strides=1, dilation=1, downsample=None, previous_dilation=1,
+                 norm_layer=nn.BatchNorm, norm_kwargs=None, act_type='relu', act_kwargs=None,
+                 last_gamma=False, **kwargs):
+        super(BasicBlockV1bAct, self).__init__(**kwargs)
+        norm_kwargs = norm_kwargs or {}
+        act_kwargs = dict(act_kwargs or {}, norm_layer=norm_layer, norm_kwargs=norm_kwargs)
+        self.conv1 = nn.Conv2D(planes, 3, strides, dilation, dilation, use_bias=False)
+        self.bn1 = norm_layer(in_channels=planes, **norm_kwargs)
+        self.relu1 = get_activation(act_type, planes, **act_kwargs)
+        self.conv2 = nn.Conv2D(planes, 3, 1, previous_dilation, previous_dilation,
+                               use_bias=False)
+        gamma_init = {'gamma_initializer': 'zeros'} if last_gamma else {}
+        self.bn2 = norm_layer(in_channels=planes, **gamma_init, **norm_kwargs)
+        self.relu2 = nn.Activation('relu')
+        self.downsample = downsample
+
+    def hybrid_forward(self, F, x):
+        residual = self.downsample(x) if self.downsample is not None else x
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu2(out + residual)
+
+
+class BottleneckV1bAct(nn.HybridBlock):
+    """ResNet v1b bottleneck (stride on the 3x3) whose relu1/relu2 are chosen by name.
+
+    Same signature and parameter names as GluonCV's ``BottleneckV1b``: with
+    ``act_type='relu'`` a parameter file of ``resnet50_v1b`` loads unchanged. The ReLU
+    after the residual sum stays.
+
+    Parameters
+    ----------
+    planes : int
+    strides : int, default 1
+    dilation : int, default 1
+    downsample : HybridBlock, optional
+    previous_dilation : int, default 1
+    norm_layer : type
+    norm_kwargs : dict, optional
+    last_gamma : bool, default False
+        Initialize the gamma of bn3 to zero.
+    act_type : str, default 'relu'
+    act_kwargs : dict, optional
+        Options for :func:`gluon_atac.get_activation`.
+    """
+    expansion = 4
+
+    def __init__(self, planes, strides=1, dilation=1, downsample=None, previous_dilation=1,
+                 norm_layer=nn.BatchNorm, norm_kwargs=None, last_gamma=False,
+                 act_type='relu', act_kwargs=None, **kwargs):
+        super(BottleneckV1bAct, self).__init__(**kwargs)
+        norm_kwargs = norm_kwargs or {}
+        act_kwargs = dict(act_kwargs or {}, norm_layer=norm_layer, norm_kwargs=norm_kwargs)
+        self.conv1 = nn.Conv2D(planes, 1, use_bias=False)
+        self.bn1 = norm_layer(in_channels=planes, **norm_kwargs)
+        self.relu1 = get_activation(act_type, planes, **act_kwargs)
+        self.conv2 = nn.Conv2D(planes, 3, strides, dilation, dilation, use_bias=False)
+        self.bn2 = norm_layer(in_channels=planes, **norm_kwargs)
+        self.relu2 = get_activation(act_type, planes, **act_kwargs)
+        self.conv3 = nn.Conv2D(planes * 4, 1, use_bias=False)
+        gamma_init = {'gamma_initializer': 'zeros'} if last_gamma else {}
+        self.bn3 = norm_layer(in_channels=planes * 4, **gamma_init, **norm_kwargs)
+        self.relu3 = nn.Activation('relu')
+        self.downsample = downsample
+
+    def hybrid_forward(self, F, x):
+        residual = self.downsample(x) if self.downsample is not None else x
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.relu2(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu3(out + residual)
+
+
+class ActBlockFactory(object):
+    """A block 'class' for GluonCV's ``ResNetV1b`` builder that picks each stage's act.
+
+    The builder calls ``block(planes, ...)`` with planes 64/128/256/512 for stages 1-4 and
+    reads ``block.expansion``; stage ``k`` gets ``act_type`` when ``act_layers >= 5 - k``
+    (the deepest stages first), the others ``replace_act``.
+
+    Parameters
+    ----------
+    block : type
+        :class:`BottleneckV1bAct` or :class:`BasicBlockV1bAct`.
+    act_type : str
+    act_layers : int
+    act_kwargs : dict
+    replace_act : str, default 'relu'
+    """
+
+    def __init__(self, block, act_type, act_layers, act_kwargs, replace_act='relu'):
+        self.block, self.expansion = block, block.expansion
+        self.act_type, self.act_layers, self.replace_act = act_type, act_layers, replace_act
+        self.act_kwargs = act_kwargs
+
+    def stage_act(self, stage):
+        """Activation name of stage ``stage`` (1..4)."""
+        return self.act_type if self.act_layers >= 5 - stage else self.replace_act
+
+    def __call__(self, planes, *args, **kwargs):
+        stage = int(round(math.log2(planes // 64))) + 1
+        return self.block(planes, *args, act_type=self.stage_act(stage),
+                          act_kwargs=self.act_kwargs, **kwargs)
+
+
+def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
+               use_global=False, act_layers=2, replace_act='relu', act_kwargs=None,
+               **kwargs):
+    """ResNet v1b/v1c/v1d with attentional activations in the deepest stages.
+
+    Parameters
+    ----------
+    num_layers : int
+        18, 34, 50, 101 or 152.
+    variant : {'b', 'c', 'd'}, default 'b'
+        Stem and shortcut as GluonCV's v1b (7x7 stem), v1c (deep stem) or v1d (deep stem,
+        average-pool shortcut).
+    act_type : str, default 'ChaATAC'
+    r : int, default 2
+    use_relu : bool, default True
+    use_global : bool, default False
+    act_layers : int, default 2
+        Stages (from the deepest) that use ``act_type``; 2 = stages 3 and 4 (the paper).
+    replace_act : str, default 'relu'
+    act_kwargs : dict, optional
+        Further unit options.
+    **kwargs
+        Passed to GluonCV's ``ResNetV1b`` (``classes``, ``norm_layer``, ``norm_kwargs``,
+        ``last_gamma``, ``deep_stem``, ``avg_down``, ``final_drop``, ``dilated`` ...).
+    """
+    if num_layers not in RESNET_LAYERS:
+        raise ValueError('num_layers must be one of %s, got %r'
+                         % (sorted(RESNET_LAYERS), num_layers))
+    canonical_name(act_type)
+    canonical_name(replace_act)
+    block = BottleneckV1bAct if num_layers >= 50 else BasicBlockV1bAct
+    unit_kwargs = dict(act_kwargs or {}, r=r, use_relu=use_relu, use_global=use_global)
+    factory = ActBlockFactory(block, act_type, act_layers, unit_kwargs, replace_act)
+    options = dict(_VARIANTS[variant], **kwargs)
+    return ResNetV1b(factory, RESNET_LAYERS[num_layers],
+                     name_prefix='resnetv1%s_' % variant, **options)

@@ -1,0 +1,4 @@
+"""Activation and attentional-activation units."""
+from .atac import ChaATAC, check_reduction
+from .activations import XUnit
+from .factory import get_activation, activation_names, canonical_name

@@ -1,0 +1,1 @@
+"""Helpers around the networks: parameter files, counts, export."""

@@ -1,0 +1,90 @@
+"""Checked loading of ``.params`` files: a file of another architecture is named as such."""
+import os
+
+import mxnet as mx
+
+__all__ = ['load_parameters', 'check_parameters', 'ParamsMismatchError']
+
+
+class ParamsMismatchError(ValueError):
+    """A parameter file does not fit the network it is loaded into."""
+
+
+def _shapes_fit(file_shape, model_shape):
+    # 0 marks a dimension Gluon has not inferred yet (deferred initialization).
+    return len(file_shape) == len(model_shape) and all(
+        m in (0, f) for f, m in zip(file_shape, model_shape))
+
+
+def _brief(names, most=5):
+    names = sorted(names)
+    more = ' (+%d more)' % (len(names) - most) if len(names) > most else ''
+    return ', '.join(names[:most]) + more
+
+
+def check_parameters(net, path):
+    """Compare a ``.params`` file with ``net`` by structural name and shape.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+    path : str
+        File written by ``save_parameters``.
+
+    Returns
+    -------
+    dict
+        The loaded arrays, keyed by structural name.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ParamsMismatchError
+        If names are missing, unexpected, or shapes differ; the message says which.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError('parameter file not found: %s' % path)
+    try:
+        loaded = mx.nd.load(path)
+    except mx.base.MXNetError as err:
+        raise ParamsMismatchError('cannot read parameter file %s: %s'
+                                  % (path, str(err).strip().splitlines()[0])) from None
+    if not isinstance(loaded, dict):
+        raise ParamsMismatchError('parameter file %s holds unnamed arrays, not a '
+                                  'Gluon save_parameters file' % path)
+    model = {name: p.shape for name, p in net._collect_params_with_prefix().items()}
+    missing = set(model) - set(loaded)
+    unexpected = set(loaded) - set(model)
+    differ = ['%s file %s vs model %s' % (n, tuple(loaded[n].shape), model[n])
+              for n in sorted(set(model) & set(loaded))
+              if not _shapes_fit(loaded[n].shape, model[n])]
+    problems = []
+    if missing:
+        problems.append('%d missing (%s)' % (len(missing), _brief(missing)))
+    if unexpected:
+        problems.append('%d unexpected (%s)' % (len(unexpected), _brief(unexpected)))
+    if differ:
+        problems.append('%d shapes differ (%s)' % (len(differ), _brief(differ, 3)))
+    if problems:
+        raise ParamsMismatchError('%s does not fit %s: %s' % (
+            path, net.__class__.__name__, '; '.join(problems)))
+    return loaded
+
+
+def load_parameters(net, path, ctx=None):
+    """Load ``path`` into ``net`` after :func:`check_parameters` found it fits.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+    path : str
+    ctx : Context or list of Context, optional
+        Defaults to the CPU.
+    """
+    loaded = check_parameters(net, path)
+    ctx = ctx or mx.cpu()
+    # The same per-parameter init Block.load_parameters does, without reading the file again.
+    for name, param in net._collect_params_with_prefix().items():
+        param._load_init(loaded[name], ctx)
+    return net
