@@ -1,7 +1,8 @@
 """gluon_atac: Attention as Activation (ATAC) units and networks for MXNet Gluon."""
 __version__ = '0.1.0'
 
-from .nn import ChaATAC, XUnit, get_activation, activation_names
+from .nn import (ChaATAC, XUnit, get_activation, activation_names, get_attention,
+                 attention_names)
 from .model_zoo import get_model, get_model_list
 from .utils.counting import count_params, count_flops
 from .utils.params import load_parameters, check_parameters, ParamsMismatchError

@@ -2,11 +2,13 @@
 from mxnet.gluon import nn
 
 from ..nn import get_activation, canonical_name
+from ..nn.attention import get_attention, canonical_attention
 
 __all__ = ['CIFARBlockV2', 'CIFARResNetV2', 'cifar_resnet_v2', 'stage_act_types']
 
 _WIDTHS = (16, 32, 64)
 _STRIDES = (1, 2, 2)
+_INPUT_SIZE = 32
 
 
 def stage_act_types(act_type, act_layers=4, act_order='bac', replace_act='relu'):
@@ -60,10 +62,16 @@ class CIFARBlockV2(nn.HybridBlock):
         Options for the activation units (``r``, ``use_relu``, ``use_global`` ...).
     norm_layer : type, default :class:`mxnet.gluon.nn.BatchNorm`
     norm_kwargs : dict, optional
+    attention : str, optional
+        Attention module (``'se'``, ``'ge'``) gating the residual branch before the sum;
+        ``None`` adds nothing, so parameter names stay the original's.
+    attention_kwargs : dict, optional
+        Options for :func:`gluon_atac.nn.attention.get_attention` (``spatial`` for GE).
     """
 
     def __init__(self, in_channels, channels, stride, act_type='relu', act_kwargs=None,
-                 norm_layer=nn.BatchNorm, norm_kwargs=None, **kwargs):
+                 norm_layer=nn.BatchNorm, norm_kwargs=None, attention=None,
+                 attention_kwargs=None, **kwargs):
         super(CIFARBlockV2, self).__init__(**kwargs)
         norm_kwargs = norm_kwargs or {}
         act_kwargs = dict(act_kwargs or {}, norm_layer=norm_layer, norm_kwargs=norm_kwargs)
@@ -81,11 +89,19 @@ class CIFARBlockV2(nn.HybridBlock):
             # Attribute names are the original's, so its parameter files load.
             self.msAA1 = get_activation(act_type, in_channels, **act_kwargs)
             self.msAA2 = get_activation(act_type, channels, **act_kwargs)
+            if attention is not None:
+                self.attention = get_attention(attention, channels, norm_layer=norm_layer,
+                                               norm_kwargs=norm_kwargs,
+                                               **(attention_kwargs or {}))
+            else:
+                self.attention = None
 
     def hybrid_forward(self, F, x):
         residual = self.downsample(x) if self.downsample is not None else x
         out = self.conv1(self.msAA1(self.bn1(x)))
         out = self.conv2(self.msAA2(self.bn2(out)))
+        if self.attention is not None:
+            out = self.attention(out)
         return out + residual
 
 
@@ -114,16 +130,24 @@ class CIFARResNetV2(nn.HybridBlock):
     norm_kwargs : dict, optional
     act_kwargs : dict, optional
         Further unit options (e.g. ``kernel_size`` of xUnit).
+    attention : {None, 'se', 'ge'}, default None
+        Attention baseline on every block's residual branch, before the sum.
+    attention_kwargs : dict, optional
+        Further attention options (``reduction``, default 16). GE's gather kernel is set
+        to each stage's map side for 32x32 inputs.
     """
 
     def __init__(self, blocks, classes=10, act_type='ChaATAC', r=2, use_relu=True,
                  use_global=False, act_layers=4, act_order='bac', replace_act='relu',
-                 norm_layer=nn.BatchNorm, norm_kwargs=None, act_kwargs=None, **kwargs):
+                 norm_layer=nn.BatchNorm, norm_kwargs=None, act_kwargs=None, attention=None,
+                 attention_kwargs=None, **kwargs):
         super(CIFARResNetV2, self).__init__(**kwargs)
         if not isinstance(blocks, int) or blocks < 1:
             raise ValueError('blocks must be a positive integer, got %r' % (blocks,))
         canonical_name(act_type)
         canonical_name(replace_act)
+        if attention is not None:
+            canonical_attention(attention)
         norm_kwargs = norm_kwargs or {}
         unit_kwargs = dict(act_kwargs or {}, r=r, use_relu=use_relu, use_global=use_global)
         stage_acts, head_act = stage_act_types(act_type, act_layers, act_order, replace_act)
@@ -132,14 +156,16 @@ class CIFARResNetV2(nn.HybridBlock):
             self.features.add(norm_layer(scale=False, center=False, in_channels=3,
                                          **norm_kwargs))
             self.features.add(nn.Conv2D(_WIDTHS[0], 3, 1, 1, use_bias=False, in_channels=3))
-            in_channels = _WIDTHS[0]
+            in_channels, spatial = _WIDTHS[0], _INPUT_SIZE
             for i, (width, stride) in enumerate(zip(_WIDTHS, _STRIDES)):
+                spatial //= stride
+                attn_kwargs = dict(attention_kwargs or {}, spatial=spatial)
                 stage = nn.HybridSequential(prefix='stage%d_' % (i + 1))
                 with stage.name_scope():
                     for j in range(blocks):
                         stage.add(CIFARBlockV2(in_channels, width, stride if j == 0 else 1,
                                                stage_acts[i], unit_kwargs, norm_layer,
-                                               norm_kwargs))
+                                               norm_kwargs, attention, attn_kwargs))
                         in_channels = width
                 self.features.add(stage)
             self.features.add(norm_layer(in_channels=in_channels, **norm_kwargs))

@@ -5,6 +5,7 @@ from gluoncv.model_zoo.resnetv1b import ResNetV1b
 from mxnet.gluon import nn
 
 from ..nn import get_activation, canonical_name
+from ..nn.attention import get_attention, canonical_attention
 
 __all__ = ['BottleneckV1bAct', 'BasicBlockV1bAct', 'ActBlockFactory', 'resnet_v1b',
            'RESNET_LAYERS']
@@ -15,6 +16,14 @@ RESNET_LAYERS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3],
 # GluonCV's stem/shortcut options that make v1c, v1d out of the v1b builder.
 _VARIANTS = {'b': {}, 'c': {'deep_stem': True},
              'd': {'deep_stem': True, 'avg_down': True}}
+
+
+def _branch_attention(attention, channels, norm_layer, norm_kwargs, attention_kwargs):
+    """The attention module gating a residual branch, or ``None`` (no child, no names)."""
+    if attention is None:
+        return None
+    return get_attention(attention, channels, norm_layer=norm_layer, norm_kwargs=norm_kwargs,
+                         **(attention_kwargs or {}))
 
 
 class BasicBlockV1bAct(nn.HybridBlock):
@@ -35,12 +44,16 @@ class BasicBlockV1bAct(nn.HybridBlock):
     act_type : str, default 'relu'
     act_kwargs : dict, optional
         Options for :func:`gluon_atac.get_activation`.
+    attention : str, optional
+        Attention module gating the residual branch (after bn2, before the sum).
+    attention_kwargs : dict, optional
+        Options for :func:`gluon_atac.nn.attention.get_attention`.
     """
     expansion = 1
 
     def __init__(self, planes, strides=1, dilation=1, downsample=None, previous_dilation=1,
                  norm_layer=nn.BatchNorm, norm_kwargs=None, act_type='relu', act_kwargs=None,
-                 last_gamma=False, **kwargs):
+                 last_gamma=False, attention=None, attention_kwargs=None, **kwargs):
         super(BasicBlockV1bAct, self).__init__(**kwargs)
         norm_kwargs = norm_kwargs or {}
         act_kwargs = dict(act_kwargs or {}, norm_layer=norm_layer, norm_kwargs=norm_kwargs)
@@ -53,11 +66,15 @@ class BasicBlockV1bAct(nn.HybridBlock):
         self.bn2 = norm_layer(in_channels=planes, **gamma_init, **norm_kwargs)
         self.relu2 = nn.Activation('relu')
         self.downsample = downsample
+        self.attention = _branch_attention(attention, planes, norm_layer, norm_kwargs,
+                                           attention_kwargs)
 
     def hybrid_forward(self, F, x):
         residual = self.downsample(x) if self.downsample is not None else x
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
+        if self.attention is not None:
+            out = self.attention(out)
         return self.relu2(out + residual)
 
 
@@ -82,12 +99,17 @@ class BottleneckV1bAct(nn.HybridBlock):
     act_type : str, default 'relu'
     act_kwargs : dict, optional
         Options for :func:`gluon_atac.get_activation`.
+    attention : str, optional
+        Attention module gating the residual branch (after bn3, before the sum).
+    attention_kwargs : dict, optional
+        Options for :func:`gluon_atac.nn.attention.get_attention`.
     """
     expansion = 4
 
     def __init__(self, planes, strides=1, dilation=1, downsample=None, previous_dilation=1,
                  norm_layer=nn.BatchNorm, norm_kwargs=None, last_gamma=False,
-                 act_type='relu', act_kwargs=None, **kwargs):
+                 act_type='relu', act_kwargs=None, attention=None, attention_kwargs=None,
+                 **kwargs):
         super(BottleneckV1bAct, self).__init__(**kwargs)
         norm_kwargs = norm_kwargs or {}
         act_kwargs = dict(act_kwargs or {}, norm_layer=norm_layer, norm_kwargs=norm_kwargs)
@@ -102,12 +124,16 @@ class BottleneckV1bAct(nn.HybridBlock):
         self.bn3 = norm_layer(in_channels=planes * 4, **gamma_init, **norm_kwargs)
         self.relu3 = nn.Activation('relu')
         self.downsample = downsample
+        self.attention = _branch_attention(attention, planes * 4, norm_layer, norm_kwargs,
+                                           attention_kwargs)
 
     def hybrid_forward(self, F, x):
         residual = self.downsample(x) if self.downsample is not None else x
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.relu2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
+        if self.attention is not None:
+            out = self.attention(out)
         return self.relu3(out + residual)
 
 
@@ -126,26 +152,46 @@ class ActBlockFactory(object):
     act_layers : int
     act_kwargs : dict
     replace_act : str, default 'relu'
+    attention : str, optional
+        Attention module for every block's residual branch.
+    attention_kwargs : dict, optional
+        Its options; ``spatial`` is filled in per stage from ``input_size``.
+    input_size : int, default 224
+        Training resolution, which fixes GE's gather kernel (56/28/14/7 at 224).
+    dilated : bool, default False
+        Whether stages 3-4 keep stage 2's resolution (GluonCV's ``dilated``).
     """
 
-    def __init__(self, block, act_type, act_layers, act_kwargs, replace_act='relu'):
+    def __init__(self, block, act_type, act_layers, act_kwargs, replace_act='relu',
+                 attention=None, attention_kwargs=None, input_size=224, dilated=False):
         self.block, self.expansion = block, block.expansion
         self.act_type, self.act_layers, self.replace_act = act_type, act_layers, replace_act
         self.act_kwargs = act_kwargs
+        self.attention, self.attention_kwargs = attention, attention_kwargs or {}
+        self.input_size, self.dilated = input_size, dilated
 
     def stage_act(self, stage):
         """Activation name of stage ``stage`` (1..4)."""
         return self.act_type if self.act_layers >= 5 - stage else self.replace_act
 
+    def stage_spatial(self, stage):
+        """Side of stage ``stage``'s feature map (stem /4, then /2 per stage)."""
+        side = self.input_size
+        for _ in range(2 + min(stage, 2 if self.dilated else 4) - 1):
+            side = -(-side // 2)
+        return side
+
     def __call__(self, planes, *args, **kwargs):
         stage = int(round(math.log2(planes // 64))) + 1
+        attention_kwargs = dict(self.attention_kwargs, spatial=self.stage_spatial(stage))
         return self.block(planes, *args, act_type=self.stage_act(stage),
-                          act_kwargs=self.act_kwargs, **kwargs)
+                          act_kwargs=self.act_kwargs, attention=self.attention,
+                          attention_kwargs=attention_kwargs, **kwargs)
 
 
 def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
                use_global=False, act_layers=2, replace_act='relu', act_kwargs=None,
-               **kwargs):
+               attention=None, attention_kwargs=None, input_size=224, **kwargs):
     """ResNet v1b/v1c/v1d with attentional activations in the deepest stages.
 
     Parameters
@@ -164,6 +210,13 @@ def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
     replace_act : str, default 'relu'
     act_kwargs : dict, optional
         Further unit options.
+    attention : {None, 'se', 'ge'}, default None
+        Attention baseline on every block's residual branch, before the sum (SE-ResNet,
+        GE-θ+-ResNet). ``None`` keeps GluonCV's parameter names.
+    attention_kwargs : dict, optional
+        Further attention options (``reduction``, default 16).
+    input_size : int, default 224
+        Training resolution; only GE depends on it (its gather kernel spans each map).
     **kwargs
         Passed to GluonCV's ``ResNetV1b`` (``classes``, ``norm_layer``, ``norm_kwargs``,
         ``last_gamma``, ``deep_stem``, ``avg_down``, ``final_drop``, ``dilated`` ...).
@@ -173,9 +226,13 @@ def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
                          % (sorted(RESNET_LAYERS), num_layers))
     canonical_name(act_type)
     canonical_name(replace_act)
+    if attention is not None:
+        canonical_attention(attention)
     block = BottleneckV1bAct if num_layers >= 50 else BasicBlockV1bAct
     unit_kwargs = dict(act_kwargs or {}, r=r, use_relu=use_relu, use_global=use_global)
-    factory = ActBlockFactory(block, act_type, act_layers, unit_kwargs, replace_act)
+    factory = ActBlockFactory(block, act_type, act_layers, unit_kwargs, replace_act,
+                              attention, attention_kwargs, input_size,
+                              kwargs.get('dilated', False))
     options = dict(_VARIANTS[variant], **kwargs)
     return ResNetV1b(factory, RESNET_LAYERS[num_layers],
                      name_prefix='resnetv1%s_' % variant, **options)

@@ -2,3 +2,4 @@
 from .atac import ChaATAC, check_reduction
 from .activations import XUnit
 from .factory import get_activation, activation_names, canonical_name
+from .attention import SqueezeExcite, GatherExcite, get_attention, attention_names
