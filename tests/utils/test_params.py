@@ -1,0 +1,61 @@
+"""Checked parameter loading: files of another architecture are named as such."""
+import os
+import shutil
+
+import mxnet as mx
+import pytest
+
+from gluon_atac import get_model, load_parameters, ParamsMismatchError
+
+FIXTURE = 'r20_b3_chaatac_r2_relu_c100.params'
+
+
+def _load(name, path, **kwargs):
+    return load_parameters(get_model(name, **kwargs), path)
+
+
+def test_other_depth_lists_unexpected_names(open_atac_dir):
+    with pytest.raises(ParamsMismatchError) as err:
+        _load('cifar_resnet14_v2', os.path.join(open_atac_dir, FIXTURE), classes=100)
+    assert '90 unexpected (features.2.2.bn1.beta' in str(err.value)
+
+
+def test_other_act_type_lists_missing_and_unexpected(open_atac_dir):
+    with pytest.raises(ParamsMismatchError) as err:
+        _load('cifar_resnet20_v2', os.path.join(open_atac_dir, FIXTURE), classes=100,
+              act_type='xunit')
+    message = str(err.value)
+    assert '171 missing (features.2.0.msAA1.module.0.beta' in message
+    assert '190 unexpected (features.2.0.msAA1.module.0.weight' in message
+
+
+def test_other_shapes_are_listed(open_atac_dir):
+    with pytest.raises(ParamsMismatchError) as err:
+        _load('cifar_resnet20_v2', os.path.join(open_atac_dir, FIXTURE), classes=10)
+    assert '2 shapes differ (output.bias file (100,) vs model (10,)' in str(err.value)
+    with pytest.raises(ParamsMismatchError, match='module.0.weight file .8, 16, 1, 1. vs '
+                                                  'model .4, 16, 1, 1.'):
+        _load('cifar_resnet20_v2', os.path.join(open_atac_dir, FIXTURE), classes=100, r=4)
+
+
+def test_missing_and_unreadable_files(tmp_path, open_atac_dir):
+    with pytest.raises(FileNotFoundError, match='parameter file not found'):
+        _load('cifar_resnet8_v2', str(tmp_path / 'nope.params'))
+    truncated = tmp_path / 'cut.params'
+    shutil.copy(os.path.join(open_atac_dir, FIXTURE), truncated)
+    with open(truncated, 'r+b') as handle:
+        handle.truncate(1000)
+    with pytest.raises(ParamsMismatchError, match='cannot read parameter file'):
+        _load('cifar_resnet20_v2', str(truncated), classes=100)
+
+
+def test_relu_resnet50_loads_a_gluoncv_file(tmp_path):
+    from gluoncv.model_zoo import resnet50_v1b
+    source = resnet50_v1b(classes=10)
+    source.initialize()
+    source(mx.nd.zeros((1, 3, 32, 32)))
+    path = str(tmp_path / 'gcv.params')
+    source.save_parameters(path)
+    net = _load('resnet50_v1b', path, act_type='relu', classes=10)
+    x = mx.nd.ones((1, 3, 32, 32))
+    assert abs(net(x) - source(x)).max().asscalar() == 0
