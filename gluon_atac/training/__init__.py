@@ -4,4 +4,4 @@ from .checkpoint import atomic_write, save_checkpoint, load_checkpoint, Checkpoi
 from .metrics import MetricsLog, read_metrics, plot_history
 from .progress import progress
 from .logs import setup_logging
-from .seeding import seed_everything
+from .seeding import seed_everything, epoch_seed

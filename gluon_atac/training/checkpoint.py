@@ -71,12 +71,16 @@ def save_checkpoint(path, net, trainer, state):
     return atomic_write(path, write)
 
 
-def _load_bytes_into(load, blob):
+def _load_bytes_into(load, blob, origin):
     with tempfile.TemporaryDirectory() as tmpdir:
         source = os.path.join(tmpdir, 'blob')
         with open(source, 'wb') as handle:
             handle.write(blob)
-        load(source)
+        try:
+            load(source)
+        except ValueError as err:
+            # Name the checkpoint the user gave, not the temporary copy.
+            raise type(err)(str(err).replace(source, origin)) from None
 
 
 def load_checkpoint(path, net, trainer=None, ctx=None):
@@ -110,7 +114,7 @@ def load_checkpoint(path, net, trainer=None, ctx=None):
     if not isinstance(payload, dict) or payload.get('format') != _FORMAT:
         raise CheckpointError('%s is not a gluon_atac checkpoint' % path)
     from ..utils.params import load_parameters
-    _load_bytes_into(lambda f: load_parameters(net, f, ctx=ctx), payload['params'])
+    _load_bytes_into(lambda f: load_parameters(net, f, ctx=ctx), payload['params'], path)
     if trainer is not None and payload['trainer'] is not None:
-        _load_bytes_into(trainer.load_states, payload['trainer'])
+        _load_bytes_into(trainer.load_states, payload['trainer'], path)
     return payload['state']

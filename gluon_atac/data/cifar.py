@@ -1,0 +1,266 @@
+"""CIFAR-10/100 from the official files, read offline without checksums, and a writer.
+
+Both official layouts are read: the binary version (``cifar-10-batches-bin/*.bin``,
+``cifar-100-binary/{train,test}.bin``) and the python version (``cifar-10-batches-py``,
+``cifar-100-python`` pickles), inside ``data_dir`` or directly in it. Any number of
+records loads, so subsets and re-packed copies work; the sha1 sums Gluon insists on are
+not checked.
+"""
+import os
+import pickle
+import socket
+
+import numpy as np
+
+__all__ = ['DataError', 'CIFAR_CLASSES', 'find_cifar_files', 'load_cifar', 'write_cifar']
+
+CIFAR_CLASSES = {'cifar10': 10, 'cifar100': 100, 'cifar100-coarse': 20}
+_PIXELS = 3 * 32 * 32
+_TRAIN_BATCHES = ['data_batch_%d' % i for i in range(1, 6)]
+# dataset -> layout -> (sub-folder, train file names, test file name)
+_LAYOUTS = {
+    'cifar10': {
+        'bin': ('cifar-10-batches-bin', [n + '.bin' for n in _TRAIN_BATCHES], 'test_batch.bin'),
+        'py': ('cifar-10-batches-py', _TRAIN_BATCHES, 'test_batch'),
+    },
+    'cifar100': {
+        'bin': ('cifar-100-binary', ['train.bin'], 'test.bin'),
+        'py': ('cifar-100-python', ['train'], 'test'),
+    },
+}
+# Where Gluon's download is attempted from; probed before trying it.
+_DOWNLOAD_HOST = ('apache-mxnet.s3-accelerate.dualstack.amazonaws.com', 443)
+
+
+class DataError(ValueError):
+    """Data files are missing, truncated or malformed; the message names the files."""
+
+
+def _check_dataset(dataset):
+    if dataset not in _LAYOUTS:
+        raise DataError('unknown CIFAR dataset %r; use cifar10 or cifar100' % (dataset,))
+
+
+def find_cifar_files(data_dir, dataset):
+    """Locate the train and test files of ``dataset`` under ``data_dir``.
+
+    Layouts are tried in the order binary folder, binary files in ``data_dir``, python
+    folder, python files in ``data_dir``; the first with a test file and at least one
+    training file wins.
+
+    Parameters
+    ----------
+    data_dir : str
+    dataset : {'cifar10', 'cifar100'}
+
+    Returns
+    -------
+    (str, list of str, str) or None
+        Layout (``'bin'`` or ``'py'``), training files found, test file; ``None`` if no
+        layout is complete enough.
+    """
+    _check_dataset(dataset)
+    for layout in ('bin', 'py'):
+        folder, train_names, test_name = _LAYOUTS[dataset][layout]
+        for base in (os.path.join(data_dir, folder), data_dir):
+            train = [os.path.join(base, n) for n in train_names
+                     if os.path.isfile(os.path.join(base, n))]
+            test = os.path.join(base, test_name)
+            if train and os.path.isfile(test):
+                return layout, train, test
+    return None
+
+
+def _expected_files(data_dir, dataset):
+    names = []
+    for layout in ('bin', 'py'):
+        folder, train_names, test_name = _LAYOUTS[dataset][layout]
+        shown = train_names if len(train_names) == 1 else [train_names[0] + '..5']
+        names.append('%s/{%s}' % (folder, ','.join(shown + [test_name])))
+    return '%s (or those files directly) in %s' % (' or '.join(names), data_dir)
+
+
+def _read_binary(path, dataset):
+    label_bytes = 1 if dataset == 'cifar10' else 2
+    record = label_bytes + _PIXELS
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size % record:
+        raise DataError('%s is truncated or malformed: %d bytes is not a multiple of the '
+                        '%d-byte %s record' % (path, raw.size, record, dataset))
+    raw = raw.reshape(-1, record)
+    images = raw[:, label_bytes:]
+    if dataset == 'cifar10':
+        return images, {'labels': raw[:, 0]}
+    return images, {'coarse_labels': raw[:, 0], 'fine_labels': raw[:, 1]}
+
+
+def _read_pickle(path, dataset):
+    try:
+        with open(path, 'rb') as handle:
+            batch = pickle.load(handle, encoding='bytes')
+        batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+        images = np.asarray(batch['data'], dtype=np.uint8).reshape(-1, _PIXELS)
+        keys = ['labels'] if dataset == 'cifar10' else ['coarse_labels', 'fine_labels']
+        labels = {k: np.asarray(batch[k], dtype=np.int64).reshape(-1) for k in keys}
+    except Exception as err:  # any unpickling failure means the file is unusable
+        raise DataError('%s is truncated or malformed: %s: %s'
+                        % (path, type(err).__name__, err)) from None
+    if any(len(v) != len(images) for v in labels.values()):
+        raise DataError('%s is malformed: %d images but label lists of other lengths'
+                        % (path, len(images)))
+    return images, labels
+
+
+def _read_files(paths, layout, dataset, label_key, classes):
+    reader = _read_binary if layout == 'bin' else _read_pickle
+    images, labels = [], []
+    for path in paths:
+        data, label_sets = reader(path, dataset)
+        label = label_sets[label_key].astype(np.int32)
+        if label.size and (label.min() < 0 or label.max() >= classes):
+            raise DataError('%s is malformed: %s outside 0..%d'
+                            % (path, label_key, classes - 1))
+        images.append(data)
+        labels.append(label)
+    # Stored as channel planes (R, G, B) of 32x32; augmentation wants HWC.
+    images = np.concatenate(images).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.concatenate(labels)
+
+
+def _network_available(timeout=3.0):
+    if os.environ.get('GLUON_ATAC_OFFLINE'):
+        return False
+    try:
+        socket.create_connection(_DOWNLOAD_HOST, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _download(data_dir, dataset):
+    from mxnet.gluon.data import vision
+    cls = vision.CIFAR10 if dataset == 'cifar10' else vision.CIFAR100
+    try:
+        # Gluon fetches the binary archive and unpacks it into data_dir.
+        cls(root=data_dir, train=True)
+        cls(root=data_dir, train=False)
+    except Exception as err:  # network failures come in many types
+        raise DataError('downloading %s into %s failed: %s' % (dataset, data_dir, err)) \
+            from None
+
+
+def load_cifar(data_dir, dataset, coarse_labels=False, download=True, logger=None):
+    """Read CIFAR-10 or CIFAR-100 from ``data_dir``.
+
+    Parameters
+    ----------
+    data_dir : str
+    dataset : {'cifar10', 'cifar100'}
+    coarse_labels : bool, default False
+        CIFAR-100 only: the 20 superclass labels instead of the 100 fine ones.
+    download : bool, default True
+        When no files are found and the network answers, fetch them through Gluon.
+    logger : logging.Logger, optional
+        Told which files were read and about missing training batches.
+
+    Returns
+    -------
+    ((ndarray, ndarray), (ndarray, ndarray))
+        Train and test ``(images, labels)``: uint8 ``N x 32 x 32 x 3`` and int32 ``N``.
+
+    Raises
+    ------
+    DataError
+        No files (and no download possible), or a truncated or malformed file.
+    """
+    _check_dataset(dataset)
+    if coarse_labels and dataset != 'cifar100':
+        raise DataError('coarse labels exist only for cifar100, not %s' % dataset)
+    found = find_cifar_files(data_dir, dataset)
+    if found is None and download and _network_available():
+        if logger:
+            logger.info('no %s files in %s: downloading through Gluon', dataset, data_dir)
+        _download(data_dir, dataset)
+        found = find_cifar_files(data_dir, dataset)
+    if found is None:
+        raise DataError('no %s files found: looked for %s'
+                        % (dataset, _expected_files(data_dir, dataset)))
+    layout, train_files, test_file = found
+    expected = len(_LAYOUTS[dataset][layout][1])
+    if logger:
+        logger.info('reading %s (%s layout) from %s', dataset, layout,
+                    os.path.dirname(test_file))
+        if len(train_files) < expected:
+            logger.warning('only %d of %d training batches present: %s', len(train_files),
+                           expected, ', '.join(os.path.basename(f) for f in train_files))
+    if dataset == 'cifar10':
+        key, classes = 'labels', 10
+    elif coarse_labels:
+        key, classes = 'coarse_labels', 20
+    else:
+        key, classes = 'fine_labels', 100
+    train = _read_files(train_files, layout, dataset, key, classes)
+    test = _read_files([test_file], layout, dataset, key, classes)
+    if not len(train[0]) or not len(test[0]):
+        raise DataError('%s in %s holds no %s images'
+                        % (dataset, data_dir, 'training' if not len(train[0]) else 'test'))
+    return train, test
+
+
+def _write_binary(path, images, labels):
+    planes = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    columns = [np.asarray(v, dtype=np.uint8).reshape(-1, 1) for v in labels.values()]
+    np.concatenate(columns + [planes], axis=1).tofile(path)
+
+
+def _write_pickle(path, images, labels):
+    batch = {b'data': images.transpose(0, 3, 1, 2).reshape(len(images), -1),
+             b'filenames': [b'img_%05d.png' % i for i in range(len(images))]}
+    batch.update({k.encode(): [int(x) for x in v] for k, v in labels.items()})
+    with open(path, 'wb') as handle:
+        pickle.dump(batch, handle, protocol=2)
+
+
+def write_cifar(directory, dataset, layout='bin', n_train=64, n_test=32, seed=0, flat=False):
+    """Write small random CIFAR files in an official layout (for tests and examples).
+
+    Parameters
+    ----------
+    directory : str
+        Receives the official sub-folder (or, with ``flat``, the files themselves).
+    dataset : {'cifar10', 'cifar100'}
+    layout : {'bin', 'py'}, default 'bin'
+        Binary ``.bin`` records or python pickles.
+    n_train, n_test : int
+        Records written; CIFAR-10's training records are spread over its 5 batches.
+    seed : int, default 0
+    flat : bool, default False
+        Put the files directly in ``directory``.
+
+    Returns
+    -------
+    dict
+        ``'train'`` and ``'test'``: the written ``(images, labels)``, labels being the fine
+        ones for CIFAR-100 (coarse = fine // 5 in these files).
+    """
+    _check_dataset(dataset)
+    if layout not in ('bin', 'py'):
+        raise ValueError("layout must be 'bin' or 'py', got %r" % (layout,))
+    folder, train_names, test_name = _LAYOUTS[dataset][layout]
+    out = directory if flat else os.path.join(directory, folder)
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    classes = 10 if dataset == 'cifar10' else 100
+    writer = _write_binary if layout == 'bin' else _write_pickle
+    written = {}
+    for split, count, names in (('train', n_train, train_names), ('test', n_test, [test_name])):
+        images = rng.randint(0, 256, size=(count, 32, 32, 3)).astype(np.uint8)
+        labels = rng.randint(0, classes, size=count)
+        for name, index in zip(names, np.array_split(np.arange(count), len(names))):
+            if dataset == 'cifar10':
+                sets = {'labels': labels[index]}
+            else:
+                sets = {'coarse_labels': labels[index] // 5, 'fine_labels': labels[index]}
+            writer(os.path.join(out, name), images[index], sets)
+        written[split] = (images, labels.astype(np.int32))
+    return written
