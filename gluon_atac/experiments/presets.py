@@ -93,6 +93,11 @@ class Preset(object):
         """``'cifar'`` or ``'imagenet'``: which recipe and budget apply."""
         return 'imagenet' if self.script == 'train_imagenet.py' else 'cifar'
 
+    @property
+    def resume_flag(self):
+        """The script's flag that continues from ``checkpoint.ckpt``."""
+        return '--resume' if self.family == 'imagenet' else '--resume-from'
+
     def key(self, knobs):
         """The variant's ``columns`` values, the key of the published dicts."""
         return tuple(knobs.get(c) for c in self.columns)
@@ -225,11 +230,10 @@ class Run(object):
         """Full argv: interpreter, script, recipe, devices, save dir, resume."""
         argv = [sys.executable, os.path.join(script_dir, self.preset.script)] + self.args
         if devices:
-            flag = '--gpus'
-            argv += [flag, ','.join(str(d) for d in devices)]
+            argv += ['--gpus', ','.join(str(d) for d in devices)]
         argv += ['--save-dir', self.dir]
         if resume_from:
-            argv += ['--resume-from', resume_from]
+            argv += [self.preset.resume_flag, resume_from]
         return argv
 
     def __repr__(self):

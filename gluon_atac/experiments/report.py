@@ -18,7 +18,7 @@ from ..model_zoo import get_model
 from ..training.metrics import read_metrics
 from ..utils.counting import count_flops, count_params
 from .presets import ACT_LABELS, CIFAR_ACTS, PRESETS, cifar_model_name
-from .runner import MANIFEST
+from .runner import MANIFEST, best_accuracy, epochs_done
 
 __all__ = ['collect', 'summarize', 'build_report', 'render_table', 'plot_accuracy']
 
@@ -60,7 +60,7 @@ def collect(root):
 
 
 def _finished(manifest):
-    return any(r.get('epoch') == manifest['num_epochs'] for r in manifest['records'])
+    return epochs_done(manifest['records']) >= manifest['num_epochs']
 
 
 def _model(manifest):
@@ -104,7 +104,7 @@ def summarize(preset, manifests):
     rows = []
     for variant, members in groups.items():
         done = [m for m in members if _finished(m)]
-        accs = [m['records'][-1]['best_val_acc'] for m in done]
+        accs = [best_accuracy(m['records']) for m in done]
         net, shape = _model(members[0])
         rows.append({
             'variant': variant, 'knobs': members[0]['knobs'], 'runs': len(members),

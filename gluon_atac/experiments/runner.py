@@ -17,25 +17,45 @@ from ..training.checkpoint import atomic_write
 from ..training.metrics import read_metrics
 from .tinydata import TINY_LAYOUT, write_tiny_cifar
 
-__all__ = ['run_grid', 'run_state', 'device_groups', 'smoke_data_dir', 'CHECKPOINT',
+__all__ = ['run_grid', 'run_state', 'epochs_done', 'best_accuracy', 'device_groups', 'smoke_data_dir', 'CHECKPOINT',
            'MANIFEST']
 
 CHECKPOINT = 'checkpoint.ckpt'
 MANIFEST = 'run.json'
 OUTPUT = 'train.out'
 # The flags the runner adds per attempt; a manifest is compared without them.
-_ATTEMPT_FLAGS = ('--gpus', '--save-dir', '--resume-from')
+_ATTEMPT_FLAGS = ('--gpus', '--save-dir', '--resume-from', '--resume')
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def epochs_done(records):
+    """How many epochs a ``metrics.jsonl`` records.
+
+    Counting distinct epochs works for both scripts: ``train_cifar.py`` numbers epochs
+    from 1, ``train_imagenet.py`` from 0 as the original's logs did, and a resumed run
+    rewrites the file without the epochs it repeats.
+    """
+    return len({r.get('epoch') for r in records})
 
 
 def run_state(run):
     """``'finished'``, ``'partial'`` (a checkpoint to resume from) or ``'new'``."""
     records = read_metrics(os.path.join(run.dir, 'metrics.jsonl'))
-    if any(r.get('epoch') == run.num_epochs for r in records):
+    if epochs_done(records) >= run.num_epochs:
         return 'finished'
     if os.path.exists(os.path.join(run.dir, CHECKPOINT)):
         return 'partial'
     return 'new'
+
+
+def best_accuracy(records):
+    """Best test accuracy of a run's records (CIFAR: ``best_val_acc``; ImageNet: one
+    minus the lowest ``val_top1_err``), or ``None`` before the first epoch."""
+    if not records:
+        return None
+    if 'best_val_acc' in records[-1]:
+        return records[-1]['best_val_acc']
+    return 1 - min(r['val_top1_err'] for r in records)
 
 
 def device_groups(gpus, per_run=1, workers=1):
@@ -183,6 +203,7 @@ class _Grid(object):
                                      cwd=self.script_dir)
             with self.lock:
                 self.children[run.name] = child
+            _save_manifest(run, status='running', command=argv, started=start, pid=child.pid)
             code = child.wait()
             with self.lock:
                 del self.children[run.name]
@@ -199,7 +220,7 @@ class _Grid(object):
                 index, self.total, run.preset.name, run.name, code,
                 _last_line(os.path.join(run.dir, OUTPUT)), os.path.join(run.dir, OUTPUT)))
         elif status == 'finished':
-            best = read_metrics(os.path.join(run.dir, 'metrics.jsonl'))[-1].get('best_val_acc')
+            best = best_accuracy(read_metrics(os.path.join(run.dir, 'metrics.jsonl')))
             self.log('[%d/%d] done %s/%s: best val acc %s in %.0f s' % (
                 index, self.total, run.preset.name, run.name,
                 '%.4f' % best if best is not None else '?', seconds))
@@ -270,10 +291,10 @@ def run_grid(runs, gpus=(), per_run=1, workers=1, script_dir=None, dry_run=False
     for thread in threads:
         thread.start()
     try:
-        for thread in threads:
-            # A timeout keeps the main thread responsive to Ctrl-C.
-            while thread.is_alive():
-                thread.join(timeout=0.5)
+        # Sleep rather than join: an interrupt landing inside Thread.join can leave the
+        # thread looking finished, and its manifest would never be written.
+        while any(thread.is_alive() for thread in threads):
+            time.sleep(0.2)
     except KeyboardInterrupt:
         log('interrupted: stopping %d running job(s); re-run the same command to resume'
             % len(grid.children))
