@@ -1,0 +1,319 @@
+"""ImageNet-style data: record files and class folders, with the original's augmentation.
+
+Both layouts give the same preprocessing. Training: random resized crop (area 0.08-1,
+aspect 3/4-4/3), mirror, brightness/contrast/saturation jitter 0.4, PCA lighting 0.1.
+Validation: resize the short side to ``ceil(input_size / crop_ratio)``, centre crop.
+Under a distributed kvstore every worker reads only its shard (``num_parts`` /
+``part_index``).
+"""
+import math
+import os
+
+import cv2
+import numpy as np
+import mxnet as mx
+from mxnet import gluon
+from mxnet.gluon.data.vision import transforms
+
+__all__ = ['MEAN_RGB', 'STD_RGB', 'JITTER', 'LIGHTING', 'val_resize', 'count_images',
+           'ShardSampler', 'train_batches', 'val_batches', 'preprocess_image',
+           'pack_folder', 'write_synthetic_imagenet']
+
+MEAN_RGB = (123.68, 116.779, 103.939)
+STD_RGB = (58.393, 57.12, 57.375)
+JITTER = 0.4
+LIGHTING = 0.1
+_IMAGE_EXTS = ('.jpg', '.jpeg', '.png')
+
+
+def val_resize(input_size, crop_ratio=0.875):
+    """Short side validation images are resized to before the centre crop."""
+    if not 0 < crop_ratio <= 1:
+        raise ValueError('--crop-ratio must be in (0, 1], got %r' % crop_ratio)
+    return int(math.ceil(input_size / crop_ratio))
+
+
+def _is_rec(path):
+    return str(path).endswith('.rec')
+
+
+def _idx_of(rec, idx):
+    idx = idx or os.path.splitext(rec)[0] + '.idx'
+    for path in (rec, idx):
+        if not os.path.isfile(path):
+            raise FileNotFoundError('record file not found: %s' % path)
+    return idx
+
+
+def _check_folder(root):
+    if not os.path.isdir(root):
+        raise FileNotFoundError('image folder not found: %s (expected <class>/*.jpg)'
+                                % root)
+
+
+def count_images(path, idx=None):
+    """Number of images in a ``.rec`` file (counted in its ``.idx``) or a class folder."""
+    if _is_rec(path):
+        with open(_idx_of(path, idx)) as handle:
+            return sum(1 for line in handle if line.strip())
+    _check_folder(path)
+    return len(gluon.data.vision.ImageFolderDataset(path))
+
+
+class ShardSampler(gluon.data.Sampler):
+    """Indices of one worker's shard, reshuffled each epoch, ``length`` per epoch.
+
+    Worker ``part_index`` of ``num_parts`` owns positions ``part_index, part_index +
+    num_parts, ...``: shards are disjoint and together cover the data set. Each epoch
+    draws a permutation of the shard from NumPy's global generator (seeded per epoch by
+    :func:`gluon_atac.training.seed_everything`) and wraps around when ``length`` exceeds
+    the shard, so all workers run the same number of steps, as ``dist_sync`` requires.
+
+    Parameters
+    ----------
+    size : int
+        Samples in the whole data set.
+    length : int
+        Indices per epoch.
+    num_parts : int, default 1
+    part_index : int, default 0
+    shuffle : bool, default True
+    """
+
+    def __init__(self, size, length, num_parts=1, part_index=0, shuffle=True):
+        if not 0 <= part_index < num_parts:
+            raise ValueError('part_index %d outside 0..%d' % (part_index, num_parts - 1))
+        self.shard = np.arange(part_index, size, num_parts)
+        if not len(self.shard):
+            raise ValueError('%d images cannot be split into %d shards' % (size, num_parts))
+        self.length, self.shuffle = int(length), shuffle
+
+    def __iter__(self):
+        repeats = -(-self.length // len(self.shard))
+        order = [np.random.permutation(self.shard) if self.shuffle else self.shard
+                 for _ in range(repeats)]
+        return iter(np.concatenate(order)[:self.length].tolist())
+
+    def __len__(self):
+        return self.length
+
+
+def _normalize():
+    return transforms.Normalize([m / 255 for m in MEAN_RGB], [s / 255 for s in STD_RGB])
+
+
+def _train_transform(input_size):
+    return transforms.Compose([
+        transforms.RandomResizedCrop(input_size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)),
+        transforms.RandomFlipLeftRight(),
+        transforms.RandomColorJitter(brightness=JITTER, contrast=JITTER,
+                                     saturation=JITTER),
+        transforms.RandomLighting(LIGHTING),
+        transforms.ToTensor(),
+        _normalize()])
+
+
+def _val_transform(input_size, crop_ratio):
+    return transforms.Compose([
+        transforms.Resize(val_resize(input_size, crop_ratio), keep_ratio=True),
+        transforms.CenterCrop(input_size),
+        transforms.ToTensor(),
+        _normalize()])
+
+
+def _record_iter(rec, idx, batch_size, input_size, num_workers, num_parts, part_index,
+                 train, crop_ratio=0.875, seed=0):
+    norm = dict(mean_r=MEAN_RGB[0], mean_g=MEAN_RGB[1], mean_b=MEAN_RGB[2],
+                std_r=STD_RGB[0], std_g=STD_RGB[1], std_b=STD_RGB[2])
+    common = dict(path_imgrec=rec, path_imgidx=_idx_of(rec, idx), batch_size=batch_size,
+                  data_shape=(3, input_size, input_size),
+                  preprocess_threads=max(1, num_workers),
+                  num_parts=num_parts, part_index=part_index, **norm)
+    if not train:
+        return mx.io.ImageRecordIter(shuffle=False, resize=val_resize(input_size, crop_ratio),
+                                     **common)
+    return mx.io.ImageRecordIter(
+        shuffle=True, seed=seed, seed_aug=seed, rand_mirror=True, random_resized_crop=True,
+        min_random_area=0.08, max_random_area=1.0, min_aspect_ratio=3 / 4,
+        max_aspect_ratio=4 / 3, brightness=JITTER, contrast=JITTER, saturation=JITTER,
+        pca_noise=LIGHTING, **common)
+
+
+def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=1,
+                  part_index=0, seed=0, idx=None, seen=None):
+    """Exactly ``steps`` augmented training batches of this worker's shard.
+
+    Parameters
+    ----------
+    path : str
+        ``.rec`` file (read with ``ImageRecordIter``) or a folder ``<class>/*.jpg``.
+    steps : int
+        Batches to yield; a shard shorter than ``steps * batch_size`` is read again from
+        its start, so every worker of a distributed run takes the same number of steps.
+    batch_size : int
+        Images per batch on this worker.
+    input_size : int
+    num_workers : int, default 4
+        Decoding threads (record files) or loader processes (folders).
+    num_parts, part_index : int
+        Shard of this worker.
+    seed : int, default 0
+        Shuffle and augmentation seed of record files; vary it per epoch. Folders draw
+        from the global generators instead.
+    idx : str, optional
+        Index file of ``path``; defaults to ``path`` with ``.idx``.
+    seen : list, optional
+        Receives the data-set positions of the images this epoch reads (folders only: a
+        record iterator does not tell), e.g. to check that shards are disjoint.
+
+    Yields
+    ------
+    (NDArray, NDArray)
+        Float32 ``N x 3 x S x S`` images and class labels, on the CPU.
+    """
+    if _is_rec(path):
+        it = _record_iter(path, idx, batch_size, input_size, num_workers, num_parts,
+                          part_index, train=True, seed=seed)
+        done = 0
+        while done < steps:
+            for batch in it:
+                yield batch.data[0], batch.label[0]
+                done += 1
+                if done == steps:
+                    return
+            it.reset()
+        return
+    _check_folder(path)
+    dataset = gluon.data.vision.ImageFolderDataset(path)
+    order = list(ShardSampler(len(dataset), steps * batch_size, num_parts, part_index))
+    if seen is not None:
+        seen.extend(order)
+    loader = gluon.data.DataLoader(
+        dataset.transform_first(_train_transform(input_size)),
+        batch_sampler=[order[i:i + batch_size] for i in range(0, len(order), batch_size)],
+        num_workers=num_workers)
+    for data, label in loader:
+        yield data, label.astype('float32')
+
+
+def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, idx=None):
+    """Every validation image once, resized and centre-cropped.
+
+    Parameters
+    ----------
+    path : str
+        ``.rec`` file or a folder ``<class>/*.jpg``.
+    batch_size, input_size : int
+    crop_ratio : float, default 0.875
+        Images are resized to ``ceil(input_size / crop_ratio)`` before the crop.
+    num_workers : int, default 4
+    idx : str, optional
+
+    Yields
+    ------
+    (NDArray, NDArray)
+        Images and labels; the last batch may be smaller.
+    """
+    if _is_rec(path):
+        it = _record_iter(path, idx, batch_size, input_size, num_workers, 1, 0,
+                          train=False, crop_ratio=crop_ratio)
+        for batch in it:
+            # round_batch fills the last batch from the start; those rows are not new.
+            keep = batch_size - batch.pad
+            yield batch.data[0][:keep], batch.label[0][:keep]
+        return
+    _check_folder(path)
+    dataset = gluon.data.vision.ImageFolderDataset(path)
+    loader = gluon.data.DataLoader(
+        dataset.transform_first(_val_transform(input_size, crop_ratio)),
+        batch_size=batch_size, shuffle=False, last_batch='keep', num_workers=num_workers)
+    for data, label in loader:
+        yield data, label.astype('float32')
+
+
+def preprocess_image(path, input_size=224, crop_ratio=0.875):
+    """One image file as a normalized ``1 x 3 x S x S`` batch (validation preprocessing)."""
+    image = mx.image.imread(path)
+    return _val_transform(input_size, crop_ratio)(image).expand_dims(0)
+
+
+def _class_images(folder):
+    _check_folder(folder)
+    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    for label, name in enumerate(classes):
+        for fname in sorted(os.listdir(os.path.join(folder, name))):
+            if fname.lower().endswith(_IMAGE_EXTS):
+                yield label, os.path.join(folder, name, fname)
+
+
+def pack_folder(folder, prefix, quality=95):
+    """Pack a class folder into ``prefix.rec`` + ``prefix.idx`` (what ``im2rec`` does).
+
+    Labels are the sorted class-folder positions, as ``ImageFolderDataset`` numbers them,
+    so both layouts of one data set agree.
+
+    Parameters
+    ----------
+    folder : str
+        ``<class>/*.jpg`` tree.
+    prefix : str
+    quality : int, default 95
+        JPEG quality of the re-encoded images.
+
+    Returns
+    -------
+    int
+        Number of records written.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    record = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'w')
+    count = 0
+    try:
+        for label, path in _class_images(folder):
+            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            header = mx.recordio.IRHeader(0, float(label), count, 0)
+            record.write_idx(count, mx.recordio.pack_img(header, image, quality=quality))
+            count += 1
+    finally:
+        record.close()
+    return count
+
+
+def write_synthetic_imagenet(root, classes=4, train_per_class=12, val_per_class=4,
+                             size=40, seed=0):
+    """Write a tiny learnable ImageNet-style set as JPEG folders and record files.
+
+    Each class has its own colour and stripe orientation plus noise, so a network can
+    beat chance within an epoch or two. For smoke tests and demos, without downloads.
+
+    Parameters
+    ----------
+    root : str
+        Gets ``train/<class>/*.jpg``, ``val/<class>/*.jpg``, ``train.rec/.idx`` and
+        ``val.rec/.idx``.
+    classes : int, default 4
+    train_per_class, val_per_class : int
+    size : int, default 40
+        Side of the square images.
+    seed : int, default 0
+
+    Returns
+    -------
+    str
+        ``root``.
+    """
+    rng = np.random.RandomState(seed)
+    colours = rng.randint(40, 216, size=(classes, 3))
+    grid = np.arange(size)
+    for split, per_class in (('train', train_per_class), ('val', val_per_class)):
+        for label in range(classes):
+            folder = os.path.join(root, split, 'class%02d' % label)
+            os.makedirs(folder, exist_ok=True)
+            stripes = (grid[:, None] if label % 2 else grid[None, :]) // (2 + label) % 2
+            for i in range(per_class):
+                noise = rng.randint(-30, 31, size=(size, size, 3))
+                image = colours[label] + 40 * stripes[..., None] + noise
+                image = np.clip(image, 0, 255).astype(np.uint8)
+                cv2.imwrite(os.path.join(folder, '%03d.jpg' % i), image)
+        pack_folder(os.path.join(root, split), os.path.join(root, split))
+    return root

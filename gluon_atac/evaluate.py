@@ -1,0 +1,173 @@
+"""``python -m gluon_atac.evaluate MODEL --params FILE --data PATH``: top-1/top-5 error.
+
+The architecture comes from the flags (``--act-type --r --act-layers ...``), never from the
+file name, so the original's ``0.2141-imagenet-ResNet50_v1b_ChaATAC-155-best.params``
+loads as ``resnet50_v1b --act-type ChaATAC --r 2 --act-layers 2``; a file of another
+architecture stops with the checked-loading error. ImageNet data is a ``.rec`` file or a
+``<class>/*.jpg`` folder, preprocessed as in validation (resize ``ceil(size/crop_ratio)``,
+centre crop); CIFAR data are the official files (``--dataset cifar10|cifar100``).
+"""
+import argparse
+import json
+import os
+import warnings
+
+import mxnet as mx
+
+from .cli import cli_main, UsageError
+from .model_zoo import get_model
+from .training import atomic_write, parse_devices
+from .utils.params import load_parameters
+
+__all__ = ['topk_errors', 'evaluate', 'format_table', 'main']
+
+_CIFAR = ('cifar10', 'cifar100')
+
+
+def topk_errors(net, batches, ctx, k=5, dtype='float32'):
+    """Top-1 and top-``k`` error of ``net`` over ``batches``.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+        Run in inference mode (BN uses its running statistics).
+    batches : iterable of (NDArray, NDArray)
+        Images and class labels.
+    ctx : Context or list of Context
+    k : int, default 5
+        With fewer than ``k`` classes, top-``k`` means all of them (error 0).
+    dtype : str, default 'float32'
+        Type the images are cast to (the network's).
+
+    Returns
+    -------
+    dict
+        ``top1_err``, ``top5_err`` (top-``k``) and ``images``.
+    """
+    from .train.evaluation import split_batch
+
+    ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
+    top1 = topk = images = 0
+    for data, label in batches:
+        for x, y in zip(*split_batch(data, label, ctx)):
+            out = net(x.astype(dtype, copy=False))
+            ranked = mx.nd.topk(out.astype('float32'), k=min(k, out.shape[1]), axis=1)
+            hits = ranked == y.astype('float32').reshape((-1, 1))
+            top1 += hits[:, 0].sum().asscalar()
+            topk += hits.sum().asscalar()
+            images += x.shape[0]
+    if not images:
+        raise UsageError('the evaluation data holds no images')
+    return {'top1_err': 1 - top1 / images, 'top5_err': 1 - topk / images,
+            'images': int(images)}
+
+
+def _batches(args):
+    if args.dataset in _CIFAR:
+        from .data import get_dataset, test_loader
+        data = get_dataset(args.dataset, args.data, coarse_labels=args.coarse_labels)
+        return test_loader(data, args.batch_size, args.num_workers), data.classes
+    from .data.imagenet import val_batches
+    if not args.data:
+        raise UsageError('--data is required: a .rec file or a <class>/*.jpg folder')
+    batches = val_batches(args.data, args.batch_size, args.input_size, args.crop_ratio,
+                          args.num_workers, args.data_idx)
+    return batches, None
+
+
+def model_options(args, classes=None):
+    """``get_model`` options from the shared architecture flags."""
+    options = dict(act_type=args.act_type, r=args.r, use_global=args.use_global,
+                   use_relu=not args.no_relu)
+    if args.act_layers is not None:
+        options['act_layers'] = args.act_layers
+    if args.classes or classes:
+        options['classes'] = args.classes or classes
+    return options
+
+
+def add_model_flags(parser):
+    """Architecture flags shared by ``evaluate`` and ``export``."""
+    parser.add_argument('model', help='registered model name, e.g. resnet50_v1b')
+    parser.add_argument('--params', required=True, help='.params file (save_parameters)')
+    parser.add_argument('--act-type', default='ChaATAC')
+    parser.add_argument('--r', type=int, default=2)
+    parser.add_argument('--act-layers', type=int, default=None,
+                        help='default: the model\'s (4 for CIFAR, 2 for ResNets)')
+    parser.add_argument('--use-global', '--useGlobal', dest='use_global',
+                        action='store_true')
+    parser.add_argument('--no-relu', action='store_true', help='ATAC without inner ReLU')
+    parser.add_argument('--classes', type=int, default=None,
+                        help='default: 1000 (ImageNet), the data set\'s for CIFAR')
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--crop-ratio', type=float, default=0.875)
+
+
+def load_model(args, ctx, classes=None):
+    """Build ``args.model`` from the flags and load ``args.params`` into it (checked)."""
+    net = get_model(args.model, **model_options(args, classes))
+    load_parameters(net, args.params, ctx=ctx)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def evaluate(args):
+    """Errors of ``args.params`` on ``args.data``; see :func:`main` for the flags.
+
+    Returns
+    -------
+    dict
+        ``model``, ``params``, ``data``, ``images``, ``top1_err``, ``top5_err``.
+    """
+    with warnings.catch_warnings():
+        # CPU stand-ins for absent GPUs are expected here; the warning adds nothing.
+        warnings.simplefilter('ignore', RuntimeWarning)
+        ctx = parse_devices(args.gpus)
+    batches, classes = _batches(args)
+    net = load_model(args, ctx, classes)
+    result = {'model': args.model, 'params': args.params, 'data': args.data or args.dataset,
+              'act_type': args.act_type, 'r': args.r, 'act_layers': args.act_layers}
+    result.update(topk_errors(net, batches, ctx))
+    return result
+
+
+def format_table(rows):
+    """Fixed-width table of :func:`evaluate` results."""
+    lines = ['%-16s %-44s %8s %10s %10s' % ('model', 'params', 'images', 'top-1 err',
+                                          'top-5 err')]
+    for row in rows:
+        lines.append('%-16s %-44s %8d %10.4f %10.4f' % (
+            row['model'], os.path.basename(row['params']), row['images'], row['top1_err'],
+            row['top5_err']))
+    return '\n'.join(lines)
+
+
+@cli_main
+def main(argv=None):
+    """Print the error table of a parameter file and write it as JSON."""
+    parser = argparse.ArgumentParser(prog='python -m gluon_atac.evaluate',
+                                     description=__doc__.split('\n')[0])
+    add_model_flags(parser)
+    parser.add_argument('--data', default=None,
+                        help='ImageNet: .rec file or <class>/*.jpg folder; CIFAR: folder '
+                             'of the official files (default: where Gluon keeps them)')
+    parser.add_argument('--data-idx', default=None, help='.idx of --data (default: beside)')
+    parser.add_argument('--dataset', default='imagenet', choices=('imagenet',) + _CIFAR)
+    parser.add_argument('--coarse-labels', action='store_true',
+                        help='cifar100: the 20 coarse labels (the paper\'s published figure)')
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4)
+    parser.add_argument('--gpus', default='', help="GPU ids like '0,1'; empty: the CPU")
+    parser.add_argument('--json', default=None,
+                        help='output file (default: the params path with .eval.json)')
+    args = parser.parse_args(argv)
+    result = evaluate(args)
+    print(format_table([result]))
+    out = args.json or os.path.splitext(args.params)[0] + '.eval.json'
+    atomic_write(out, lambda p: open(p, 'w').write(json.dumps(result, indent=2) + '\n'))
+    print('wrote %s' % out)
+    return result
+
+
+if __name__ == '__main__':
+    main()
