@@ -40,13 +40,17 @@ def _grid_options(parser):
                         help='results folder (default %s)' % _DEFAULT_OUT)
     parser.add_argument('--seeds', type=int, default=1, help='seeds 0..N-1 per variant')
     parser.add_argument('--budget', default='paper', choices=sorted(BUDGETS),
-                        help='paper: the published recipe; smoke: 2 epochs on tiny data')
+                        help='paper: the published recipe; smoke: 2 epochs on tiny data '
+                        '(CIFAR presets: 512/256 images of --data-dir, else generated)')
     parser.add_argument('--dataset', default='cifar100',
                         choices=['cifar10', 'cifar100', 'mnist5k'], help='CIFAR presets')
     parser.add_argument('--coarse-labels', action='store_true',
                         help='CIFAR-100 on its 20 coarse labels, as the paper trained')
     parser.add_argument('--data-dir', default=None,
-                        help='dataset folder passed to the scripts (smoke: generated)')
+                        help='dataset folder passed to the scripts (smoke: its first 512 '
+                        'training and 256 test images; without it, generated images)')
+    parser.add_argument('--epochs', type=int, default=None,
+                        help="override the budget's epochs; the schedule scales along")
     parser.add_argument('--only', default=None,
                         help='comma-separated run-name patterns, e.g. "relu-b1-*,atac-*"')
     parser.add_argument('--gpus', default='', help='GPU ids to spread runs over; '
@@ -65,12 +69,11 @@ def _expand_all(args):
     runs = []
     for name in names:
         data_dir = args.data_dir
-        if args.budget == 'smoke' and not data_dir and PRESETS.get(name) and \
-                PRESETS[name].family == 'cifar':
-            data_dir = smoke_data_dir(args.out, args.dataset)
+        if args.budget == 'smoke' and name in PRESETS and PRESETS[name].family == 'cifar':
+            data_dir = smoke_data_dir(args.out, args.dataset, source=data_dir)
         runs.append(expand(name, args.out, seeds=args.seeds, budget=args.budget,
                            dataset=args.dataset, coarse_labels=args.coarse_labels,
-                           data_dir=data_dir, only=only))
+                           data_dir=data_dir, only=only, epochs=args.epochs))
     return runs
 
 

@@ -268,7 +268,7 @@ def _imagenet_knob_args(knobs):
 
 
 def expand(preset, root, seeds=1, budget='paper', dataset='cifar100', coarse_labels=False,
-           data_dir=None, only=None):
+           data_dir=None, only=None, epochs=None):
     """The runs of ``preset``: every variant with seeds ``0..seeds-1``.
 
     Parameters
@@ -288,6 +288,9 @@ def expand(preset, root, seeds=1, budget='paper', dataset='cifar100', coarse_lab
         ``train.idx``, ``val.rec``, ``val.idx``).
     only : list of str, optional
         Shell patterns; keep runs whose name matches one (e.g. ``relu-b1-*``).
+    epochs : int, optional
+        Train this many epochs instead of the budget's; the step-decay epochs (CIFAR) or
+        the warm-up (ImageNet) scale in proportion.
 
     Returns
     -------
@@ -300,6 +303,8 @@ def expand(preset, root, seeds=1, budget='paper', dataset='cifar100', coarse_lab
         raise UsageError('--seeds must be a positive integer, got %r' % (seeds,))
     recipe = IMAGENET_RECIPE if preset.family == 'imagenet' else CIFAR_RECIPE
     recipe = collections.OrderedDict(recipe, **BUDGETS[budget][preset.family])
+    if epochs is not None:
+        recipe = _rescale(recipe, epochs)
     common = _recipe_args(recipe)
     if preset.family == 'cifar':
         common += ['--dataset', dataset, '--no-progress']
@@ -321,6 +326,21 @@ def expand(preset, root, seeds=1, budget='paper', dataset='cifar100', coarse_lab
         if not runs:
             raise UsageError('no run of preset %s matches %s' % (preset.name, ','.join(only)))
     return runs
+
+
+def _rescale(recipe, epochs):
+    """``recipe`` for ``epochs`` epochs, decay and warm-up epochs at the same fractions."""
+    if not isinstance(epochs, int) or epochs < 1:
+        raise UsageError('--epochs must be a positive integer, got %r' % (epochs,))
+    old = int(recipe['--num-epochs'])
+    recipe = collections.OrderedDict(recipe, **{'--num-epochs': str(epochs)})
+    if '--lr-decay-epoch' in recipe:
+        decays = [int(e) * epochs // old for e in recipe['--lr-decay-epoch'].split(',')]
+        recipe['--lr-decay-epoch'] = ','.join(str(e) for e in decays)
+    if '--warmup-epochs' in recipe:
+        warmup = int(recipe['--warmup-epochs']) * epochs // old
+        recipe['--warmup-epochs'] = str(min(warmup, epochs - 1))
+    return recipe
 
 
 def _data_args(family, data_dir):

@@ -15,7 +15,7 @@ import time
 from ..cli import UsageError
 from ..training.checkpoint import atomic_write
 from ..training.metrics import read_metrics
-from .tinydata import TINY_LAYOUT, write_tiny_cifar
+from .tinydata import TINY_LAYOUT, write_cifar_subset, write_tiny_cifar
 
 __all__ = ['run_grid', 'run_state', 'epochs_done', 'best_accuracy', 'device_groups', 'smoke_data_dir', 'CHECKPOINT',
            'MANIFEST']
@@ -84,21 +84,40 @@ def device_groups(gpus, per_run=1, workers=1):
     return [tuple(gpus[i:i + per_run]) for i in range(0, len(gpus) - per_run + 1, per_run)]
 
 
-def smoke_data_dir(root, dataset):
-    """Write (once) tiny CIFAR files for a smoke grid under ``root/_data``.
+def smoke_data_dir(root, dataset, source=None):
+    """Write (once) the tiny CIFAR files of a smoke grid under ``root/_data``.
+
+    Parameters
+    ----------
+    root : str
+        Output root of the grid.
+    dataset : str
+    source : str, optional
+        Folder of the real dataset: its first 512 training and 256 test images are
+        copied. Without it the images are generated.
 
     Returns
     -------
     str or None
-        The folder to pass as ``--data-dir``; ``None`` for datasets that need no files
-        (``mnist5k`` ships inside a package).
+        The folder to pass as ``--data-dir``; ``source`` unchanged for datasets that are
+        not CIFAR files (``mnist5k`` ships inside a package).
     """
     if dataset not in TINY_LAYOUT:
-        return None
-    path = os.path.join(root, '_data', 'tiny-' + dataset)
-    marker = os.path.join(path, TINY_LAYOUT[dataset][0], TINY_LAYOUT[dataset][2])
-    if not os.path.exists(marker):
+        return source
+    path = os.path.join(root, '_data', ('subset-' if source else 'tiny-') + dataset)
+    origin = os.path.join(path, 'SOURCE')
+    wanted = os.path.abspath(source) if source else 'generated'
+    if os.path.exists(origin):
+        with open(origin) as handle:
+            if handle.read() == wanted:
+                return path
+    if source:
+        write_cifar_subset(source, path, dataset)
+    else:
         write_tiny_cifar(path, dataset)
+    # Written last: an interrupted copy is made again next time.
+    with open(origin, 'w') as handle:
+        handle.write(wanted)
     return path
 
 

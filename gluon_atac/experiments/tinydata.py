@@ -1,14 +1,17 @@
 """Tiny CIFAR-10/100 files in the official binary layout, for smoke runs and tests.
 
-The images are synthetic but learnable: each class has its own colour and stripe
-pattern under noise and random shifts, so a short run rises above chance and the
-report has something to show.
+:func:`write_tiny_cifar` makes synthetic but learnable images (each class has its own
+colour and stripe pattern under noise and random phase, so a short run rises above
+chance and the report has something to show); :func:`write_cifar_subset` copies the first
+images of a real dataset.
 """
 import os
 
 import numpy as np
 
-__all__ = ['write_tiny_cifar', 'TINY_LAYOUT']
+from ..data import load_cifar
+
+__all__ = ['write_tiny_cifar', 'write_cifar_subset', 'TINY_LAYOUT']
 
 # Folder and files of the official binary distributions.
 TINY_LAYOUT = {
@@ -36,13 +39,31 @@ def _images(labels, num_classes, rng):
     return np.clip(images, 0, 255).astype(np.uint8)
 
 
-def _records(fine, images, dataset):
+def _write_records(path, images, labels):
+    """Binary records: the label bytes (coarse before fine), then the CHW pixels."""
     flat = images.reshape(len(images), -1)
-    if dataset == 'cifar10':
-        head = fine[:, None]
-    else:
-        head = np.stack([fine // _FINE_PER_COARSE, fine], axis=1)
-    return np.concatenate([head.astype(np.uint8), flat], axis=1).tobytes()
+    head = np.stack([np.asarray(l, dtype=np.uint8) for l in labels], axis=1)
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as handle:
+        handle.write(np.concatenate([head, flat], axis=1).tobytes())
+    os.replace(tmp, path)
+
+
+def _write_splits(root, dataset, train, test):
+    """Write ``(images NCHW, label arrays)`` of each split as the official files.
+
+    The label arrays are ``[labels]`` for CIFAR-10 and ``[coarse, fine]`` for CIFAR-100;
+    training images are spread over the official number of batch files.
+    """
+    folder, train_files, test_file = TINY_LAYOUT[dataset]
+    os.makedirs(os.path.join(root, folder), exist_ok=True)
+    images, labels = train
+    for name, index in zip(train_files, np.array_split(np.arange(len(images)),
+                                                       len(train_files))):
+        _write_records(os.path.join(root, folder, name), images[index],
+                       [l[index] for l in labels])
+    _write_records(os.path.join(root, folder, test_file), *test)
+    return root
 
 
 def write_tiny_cifar(root, dataset='cifar10', train=256, test=128, seed=0):
@@ -67,19 +88,42 @@ def write_tiny_cifar(root, dataset='cifar10', train=256, test=128, seed=0):
     """
     if dataset not in TINY_LAYOUT:
         raise ValueError('tiny data exists for %s, not %r' % (', '.join(TINY_LAYOUT), dataset))
-    folder, train_files, test_file = TINY_LAYOUT[dataset]
     num_classes = 10 if dataset == 'cifar10' else 100
     rng = np.random.RandomState(seed)
-    os.makedirs(os.path.join(root, folder), exist_ok=True)
-    splits = [(name, part) for name, part in
-              zip(train_files, np.array_split(np.arange(train), len(train_files)))]
-    splits.append((test_file, np.arange(test)))
-    for name, index in splits:
+    splits = []
+    for count in (train, test):
         # Cycling the labels keeps every class present even in tiny splits.
-        fine = (index + rng.randint(num_classes)) % num_classes
-        payload = _records(fine, _images(fine, num_classes, rng), dataset)
-        tmp = os.path.join(root, folder, name + '.tmp')
-        with open(tmp, 'wb') as handle:
-            handle.write(payload)
-        os.replace(tmp, os.path.join(root, folder, name))
-    return root
+        fine = (np.arange(count) + rng.randint(num_classes)) % num_classes
+        labels = [fine] if dataset == 'cifar10' else [fine // _FINE_PER_COARSE, fine]
+        splits.append((_images(fine, num_classes, rng), labels))
+    return _write_splits(root, dataset, *splits)
+
+
+def write_cifar_subset(source, root, dataset, train=512, test=256):
+    """Copy the first images of the real ``dataset`` in ``source`` into tiny files.
+
+    CIFAR-100 keeps its real coarse labels: the subset is read once for each label set.
+
+    Parameters
+    ----------
+    source : str
+        Folder with the official files, as ``train_cifar.py --data-dir`` takes them.
+    root : str
+        Receives the official binary layout.
+    dataset : {'cifar10', 'cifar100'}
+    train, test : int
+        Images to keep (fewer if the source has fewer).
+
+    Returns
+    -------
+    str
+        ``root``.
+    """
+    label_sets = [load_cifar(source, dataset, download=False)]
+    if dataset == 'cifar100':
+        label_sets.insert(0, load_cifar(source, dataset, coarse_labels=True, download=False))
+    splits = []
+    for split, count in enumerate((train, test)):
+        images = label_sets[-1][split][0][:count].transpose(0, 3, 1, 2)
+        splits.append((images, [sets[split][1][:count] for sets in label_sets]))
+    return _write_splits(root, dataset, *splits)
