@@ -1,5 +1,9 @@
 """Attentional activation units (ATAC): ``y = x * sigmoid(L(x))``."""
+import mxnet as mx
+import numpy as np
 from mxnet.gluon import nn
+
+from .. import ops
 
 __all__ = ['ChaATAC', 'check_reduction']
 
@@ -47,10 +51,23 @@ class ChaATAC(nn.HybridBlock):
     norm_kwargs : dict, optional
         Extra arguments for ``norm_layer``.
 
+    Attributes
+    ----------
+    fused : bool or None
+        ``None`` (default) runs the local gate as one fused native operator when it can
+        (see :mod:`gluon_atac.ops`), ``False`` always runs the Gluon graph. Set it before
+        the first call or ``hybridize``: a hybridized graph keeps the path it was traced
+        with.
+
     Notes
     -----
     Children of ``module`` carry the original code's indices (0 conv, 1 BN, 2 ReLU, 3 conv,
     4 BN, 5 sigmoid; shifted by one with ``use_global``), so its ``.params`` files load.
+    Both paths use the same parameters and compute the same function, batch statistics
+    and running-statistics updates included. The fused path covers the local gate with
+    plain :class:`~mxnet.gluon.nn.BatchNorm` (``center`` and ``scale`` on, no global
+    statistics, axis 1), float32 on CPU and ``grad_req='write'``; anything else (e.g.
+    ``use_global=True`` or SyncBatchNorm) takes the Gluon graph.
     """
 
     def __init__(self, channels, r=2, use_relu=True, use_global=False,
@@ -60,6 +77,7 @@ class ChaATAC(nn.HybridBlock):
         norm_kwargs = norm_kwargs or {}
         self.channels, self.r = channels, r
         self.use_relu, self.use_global = use_relu, use_global
+        self.fused = None
         with self.name_scope():
             self.module = nn.HybridSequential(prefix='module_')
             with self.module.name_scope():
@@ -76,8 +94,65 @@ class ChaATAC(nn.HybridBlock):
                 self.module.add(nn.Activation('sigmoid'))
 
     def hybrid_forward(self, F, x):
+        if self._fusable():
+            return self._fused_forward(F, x)
         # broadcast_mul keeps the op on oneDNN and covers the C x 1 x 1 global gate.
         return F.broadcast_mul(x, self.module(x))
+
+    def _layers(self):
+        """(conv1, bn1, conv2, bn2) of the local gate."""
+        convs = [b for b in self.module._children.values() if isinstance(b, nn.Conv2D)]
+        norms = [b for b in self.module._children.values() if not isinstance(
+            b, (nn.Conv2D, nn.Activation, nn.GlobalAvgPool2D))]
+        return convs[0], norms[0], convs[1], norms[1]
+
+    def _fusable(self):
+        """Whether the fused operator computes exactly what the Gluon graph would."""
+        if self.fused is False or self.use_global:
+            return False
+        conv1, bn1, conv2, bn2 = self._layers()
+        for bn in (bn1, bn2):
+            kw = bn._kwargs
+            if (type(bn) is not nn.BatchNorm or kw.get('axis', 1) != 1 or kw['fix_gamma']
+                    or kw['use_global_stats'] or bn.beta.grad_req == 'null'):
+                return False
+        for param in (conv1.weight, bn1.gamma, bn1.beta, conv2.weight, bn2.gamma, bn2.beta):
+            # the native backward writes its gradients: accumulation ('add') needs Gluon
+            if param.grad_req != 'write':
+                return False
+        for param in self.collect_params().values():
+            if np.dtype(param.dtype) != np.float32:
+                return False
+            if any(ctx.device_type != 'cpu' for ctx in param.list_ctx()):
+                return False
+        return ops.load() is not None
+
+    def _fused_forward(self, F, x):
+        conv1, bn1, conv2, bn2 = self._layers()
+        params = [conv1.weight, bn1.gamma, bn1.beta, bn1.running_mean, bn1.running_var,
+                  conv2.weight, bn2.gamma, bn2.beta, bn2.running_mean, bn2.running_var]
+        imperative = isinstance(x, mx.nd.NDArray)
+        if imperative:
+            ctx = {'ctx': x.context}
+            args = [p.data(x.context) for p in params]
+        else:
+            ctx = {}
+            args = [p.var() for p in params]
+        inner = conv1._channels
+        # Custom operators are not told whether BatchNorm should use batch or running
+        # statistics. A BatchNorm on the probe [0, 2^40] answers: with batch statistics
+        # its outputs differ by 2, with running ones by 2^40/sqrt(var + eps), i.e. by
+        # less than 4 only for a running variance above 2^76. momentum=1 leaves the
+        # running statistics it shares with the gate's first BN untouched.
+        probe = F.broadcast_to(F.reshape(F.arange(0, 2.0 ** 41, 2.0 ** 40, **ctx),
+                                         shape=(1, 1, 2)), shape=(1, inner, 2))
+        mode = F.BatchNorm(probe, F.ones((inner,), **ctx), F.zeros((inner,), **ctx),
+                           args[3], args[4], eps=bn1._kwargs['eps'], momentum=1.0,
+                           fix_gamma=True, use_global_stats=False)
+        out = F.atac_gate(x, mode, *args, eps1=bn1._kwargs['eps'],
+                          eps2=bn2._kwargs['eps'], momentum1=bn1._kwargs['momentum'],
+                          momentum2=bn2._kwargs['momentum'], use_relu=int(self.use_relu))
+        return out[0]
 
     def __repr__(self):
         return '{}(channels={}, r={}, use_relu={}, use_global={})'.format(

@@ -1,0 +1,237 @@
+"""Throughput of one host with several activations, measured side by side.
+
+Every act type is built, hybridized and warmed up in the same process; timed windows then
+run interleaved (relu, atac, relu, atac, ...) so that clock and cache drift hit all of
+them alike, and the median window gives images/s. Ratios are against ``relu``.
+
+Examples
+--------
+::
+
+    python benchmarks/throughput.py --model cifar_resnet20_v2 --batch-size 128
+    python benchmarks/throughput.py --model resnet50_v1b --mode infer --batch-size 16
+    python benchmarks/throughput.py --act-types relu,chaatac,chaatac-gluon --json out.json
+
+``chaatac-gluon`` is ATAC with the fused kernel switched off (the plain Gluon graph).
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import mxnet as mx
+from mxnet import autograd, gluon
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from gluon_atac import get_model  # noqa: E402  (path set up above)
+from gluon_atac.nn import ChaATAC  # noqa: E402
+
+GLUON_SUFFIX = '-gluon'
+
+
+def parse_args(argv=None):
+    """Command line of the benchmark (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--model', default='cifar_resnet20_v2')
+    p.add_argument('--act-types', default='relu,chaatac',
+                   help='comma separated; "<name>-gluon" disables the fused ATAC kernel')
+    p.add_argument('--batch-size', type=int, default=128)
+    p.add_argument('--input-size', type=int, default=None,
+                   help='default 32 for cifar_* models, 224 otherwise')
+    p.add_argument('--classes', type=int, default=None,
+                   help='default 100 for cifar_* models, 1000 otherwise')
+    p.add_argument('--r', type=int, default=2)
+    p.add_argument('--act-layers', type=int, default=None, help='host default if unset')
+    p.add_argument('--ctx', default='cpu', help="'cpu' or 'gpu(0)'")
+    p.add_argument('--mode', default='infer,train', help='infer, train or both')
+    p.add_argument('--warmup', type=int, default=3, help='untimed iterations per model')
+    p.add_argument('--windows', type=int, default=5, help='timed windows per model')
+    p.add_argument('--iters', type=int, default=5, help='iterations per timed window')
+    p.add_argument('--no-memory', action='store_true',
+                   help='skip the peak-memory probe (one subprocess per act type)')
+    p.add_argument('--json', default=None, help='write the results to this file')
+    p.add_argument('--rss-probe', default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def parse_ctx(text):
+    """``'cpu'``, ``'gpu(1)'`` or ``'gpu1'`` -> :class:`mxnet.Context`."""
+    text = text.strip().lower()
+    kind = text.rstrip('()0123456789')
+    digits = ''.join(ch for ch in text[len(kind):] if ch.isdigit())
+    if kind not in ('cpu', 'gpu'):
+        raise ValueError('unknown context %r' % text)
+    return mx.Context(kind, int(digits or 0))
+
+
+def build(args, act_type, ctx):
+    """Initialized, hybridized network for one act type (``-gluon`` disables fusion)."""
+    fused = not act_type.endswith(GLUON_SUFFIX)
+    name = act_type[:-len(GLUON_SUFFIX)] if not fused else act_type
+    kwargs = dict(act_type=name, r=args.r, classes=args.classes)
+    if args.act_layers is not None:
+        kwargs['act_layers'] = args.act_layers
+    net = get_model(args.model, **kwargs)
+    if not fused:
+        for block in iter_blocks(net):
+            if isinstance(block, ChaATAC):
+                block.fused = False
+    net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def iter_blocks(block):
+    """Depth-first walk over a block and all its children."""
+    yield block
+    for child in block._children.values():
+        yield from iter_blocks(child)
+
+
+class Runner:
+    """One network with its data, loss and trainer; ``step(mode)`` runs one iteration."""
+
+    def __init__(self, args, act_type, ctx):
+        self.net = build(args, act_type, ctx)
+        shape = (args.batch_size, 3, args.input_size, args.input_size)
+        self.x = mx.nd.random.uniform(-1, 1, shape=shape, ctx=ctx)
+        self.y = mx.nd.random.randint(0, args.classes, shape=(args.batch_size,),
+                                      ctx=ctx).astype('float32')
+        self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.trainer = gluon.Trainer(self.net.collect_params(), 'nag',
+                                     {'learning_rate': 0.01, 'momentum': 0.9, 'wd': 1e-4})
+        self.batch_size = args.batch_size
+
+    def step(self, mode):
+        if mode == 'infer':
+            return self.net(self.x)
+        with autograd.record():
+            loss = self.loss(self.net(self.x), self.y)
+        loss.backward()
+        self.trainer.step(self.batch_size)
+        return loss
+
+    def run(self, mode, iters):
+        """Seconds for ``iters`` iterations, synchronized at both ends."""
+        mx.nd.waitall()
+        start = time.perf_counter()
+        for _ in range(iters):
+            self.step(mode)
+        mx.nd.waitall()
+        return time.perf_counter() - start
+
+
+def measure(args, ctx):
+    """Images/s per mode and act type, interleaved windows, median of each."""
+    acts = args.act_types
+    runners = {act: Runner(args, act, ctx) for act in acts}
+    results = {}
+    for mode in args.modes:
+        for act in acts:
+            runners[act].run(mode, args.warmup)
+        windows = {act: [] for act in acts}
+        for _ in range(args.windows):
+            for act in acts:
+                windows[act].append(runners[act].run(mode, args.iters))
+        results[mode] = {}
+        for act in acts:
+            ips = [args.batch_size * args.iters / t for t in windows[act]]
+            results[mode][act] = {'images_per_s': statistics.median(ips),
+                                  'windows_images_per_s': ips}
+        if 'relu' in results[mode]:
+            base = results[mode]['relu']['images_per_s']
+            for act in acts:
+                results[mode][act]['ratio_vs_relu'] = results[mode][act]['images_per_s'] / base
+    return results
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_probe(args, ctx):
+    """Child-process entry: peak RSS around a few training steps of one act type."""
+    runner = Runner(args, args.rss_probe, ctx)
+    runner.run('infer', 1)
+    before = peak_rss_mb()
+    runner.run('train', 3)
+    print(json.dumps({'peak_rss_mb': peak_rss_mb(), 'before_train_mb': before}))
+
+
+def memory(args, argv):
+    """Peak RSS of a training step for each act type, each in a fresh process."""
+    out = {}
+    for act in args.act_types:
+        cmd = [sys.executable, os.path.abspath(__file__)] + list(argv) + ['--rss-probe', act]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[act] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def without_json(argv):
+    """``argv`` less its ``--json`` option, for the memory probes."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == '--json':
+            skip = True
+        elif not arg.startswith('--json='):
+            out.append(arg)
+    return out
+
+
+def main(argv=None):
+    """Run the benchmark and print (and optionally save) the table."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    cifar = args.model.lower().startswith('cifar')
+    args.input_size = args.input_size or (32 if cifar else 224)
+    args.classes = args.classes or (100 if cifar else 1000)
+    args.act_types = [a.strip() for a in args.act_types.split(',') if a.strip()]
+    args.modes = [m.strip() for m in args.mode.split(',') if m.strip()]
+    bad = set(args.modes) - {'infer', 'train'}
+    if bad:
+        raise SystemExit('unknown mode(s): %s' % ', '.join(sorted(bad)))
+    ctx = parse_ctx(args.ctx)
+    if args.rss_probe:
+        rss_probe(args, ctx)
+        return None
+    report = {'model': args.model, 'batch_size': args.batch_size,
+              'input_size': args.input_size, 'ctx': str(ctx), 'r': args.r,
+              'act_layers': args.act_layers,
+              'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
+              'windows': args.windows, 'iters': args.iters,
+              'throughput': measure(args, ctx)}
+    if 'train' in args.modes and not args.no_memory:
+        report['train_memory'] = memory(args, without_json(argv))
+    print_report(report)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
+def print_report(report):
+    """Human-readable table of ``report``."""
+    print('%s  batch %d  input %d  %s  OMP_NUM_THREADS=%s' % (
+        report['model'], report['batch_size'], report['input_size'], report['ctx'],
+        report['omp_num_threads']))
+    for mode, rows in report['throughput'].items():
+        for act, row in rows.items():
+            ratio = row.get('ratio_vs_relu')
+            print('  %-5s %-16s %9.1f img/s%s' % (
+                mode, act, row['images_per_s'],
+                '  ratio %.3f' % ratio if ratio is not None else ''))
+    for act, mem in report.get('train_memory', {}).items():
+        print('  train peak RSS %-16s %8.1f MiB (%.1f MiB before the first step)'
+              % (act, mem['peak_rss_mb'], mem['before_train_mb']))
+
+
+if __name__ == '__main__':
+    main()

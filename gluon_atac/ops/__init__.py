@@ -1,0 +1,12 @@
+"""Native operators: the fused ATAC gate, compiled on first use and loaded into MXNet.
+
+The C++ source next to this file is built against the ``lib_api.h`` that the mxnet wheel
+ships, with the machine's ``g++``, into a cache directory (``$GLUON_ATAC_CACHE`` or
+``~/.cache/gluon_atac``) keyed by the source, the compiler flags, the mxnet version and the
+CPU, and loaded with :func:`mxnet.library.load`. When anything fails, or
+``GLUON_ATAC_FUSED=0`` is set, :func:`load` returns ``None`` and callers keep the plain
+Gluon graph.
+"""
+from .build import load, library_path, build_library
+
+__all__ = ['load', 'library_path', 'build_library']
