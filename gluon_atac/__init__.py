@@ -6,4 +6,4 @@ from .nn import (ChaATAC, XUnit, get_activation, activation_names, get_attention
 from .model_zoo import get_model, get_model_list
 from .utils.counting import count_params, count_flops
 from .utils.params import load_parameters, check_parameters, ParamsMismatchError
-from .utils.export import export
+from .export import export

@@ -16,6 +16,7 @@ import mxnet as mx
 
 from .cli import cli_main, UsageError
 from .model_zoo import get_model
+from .train.evaluation import split_batch
 from .training import atomic_write, parse_devices
 from .utils.params import load_parameters
 
@@ -44,8 +45,6 @@ def topk_errors(net, batches, ctx, k=5, dtype='float32'):
     dict
         ``top1_err``, ``top5_err`` (top-``k``) and ``images``.
     """
-    from .train.evaluation import split_batch
-
     ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
     top1 = topk = images = 0
     for data, label in batches:
@@ -83,6 +82,11 @@ def model_options(args, classes=None):
         options['act_layers'] = args.act_layers
     if args.classes or classes:
         options['classes'] = args.classes or classes
+    if args.attention:
+        options['attention'] = args.attention
+    if args.model.lower().startswith('resnet'):
+        # ResNets size Gather-Excite's pooling by it; CIFAR hosts have a fixed input.
+        options['input_size'] = args.input_size
     return options
 
 
@@ -97,6 +101,8 @@ def add_model_flags(parser):
     parser.add_argument('--use-global', '--useGlobal', dest='use_global',
                         action='store_true')
     parser.add_argument('--no-relu', action='store_true', help='ATAC without inner ReLU')
+    parser.add_argument('--attention', default=None,
+                        help='attention module on the residual branch (se, ge)')
     parser.add_argument('--classes', type=int, default=None,
                         help='default: 1000 (ImageNet), the data set\'s for CIFAR')
     parser.add_argument('--input-size', type=int, default=224)

@@ -34,7 +34,6 @@ from .imagenet_args import parse_args
 __all__ = ['main', 'run', 'checkpoint_tag', 'build_lr_scheduler', 'build_teacher',
            'smooth_labels']
 
-_V1B_FAMILY = re.compile(r'^resnet\d+_v1[bcd]$')
 # GluonCV's eta: the smoothed target puts 1 - eta + eta/K on the class.
 _SMOOTHING = 0.1
 # The original spells ATAC this way in its file names.
@@ -110,16 +109,15 @@ def build_teacher(name, params, classes, ctx, dtype='float32'):
     return teacher
 
 
-def _devices(args, logger):
+def _devices(args):
+    """Contexts, and the warnings to log once a logger exists."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         ctx = parse_devices(args.gpus, None if args.gpus else args.num_gpus)
-    for warning in caught:
-        logger.warning('%s', warning.message)
     if args.dtype == 'float16' and all(c.device_type == 'cpu' for c in ctx):
         raise UsageError('--dtype float16 needs a GPU (float16 multi-precision training is '
                          'GPU-only in MXNet) and none is visible; use --dtype float32')
-    return ctx
+    return ctx, [str(w.message) for w in caught]
 
 
 def _kvstore(kind):
@@ -131,12 +129,10 @@ def _kvstore(kind):
 
 
 def _build_net(args, ctx, logger):
-    if not _V1B_FAMILY.match(args.model.lower()) or args.model.lower() not in get_model_list():
-        raise UsageError('--model must be a ResNet v1b/v1c/v1d: %s' % ', '.join(
-            n for n in get_model_list() if _V1B_FAMILY.match(n)))
     options = dict(classes=args.classes, act_type=args.act_type, r=args.r,
                    act_layers=args.act_layers, use_global=args.use_global,
-                   use_relu=not args.no_relu, last_gamma=args.last_gamma)
+                   use_relu=not args.no_relu, last_gamma=args.last_gamma,
+                   attention=args.attention, input_size=args.input_size)
     if args.use_gn:
         from gluoncv.nn import GroupNorm
         options['norm_layer'] = GroupNorm
@@ -307,11 +303,14 @@ def run(args):
     dict
         ``best_err`` (top-1), ``best_epoch``, ``epochs`` run, ``records`` (rank 0).
     """
+    # Refuse unusable devices before anything is created or written.
+    ctx, notes = _devices(args)
     kv = _kvstore(args.kv_store)
     rank0 = kv.rank == 0
     logger = setup_logging(args.logging_file if rank0 else None,
                            name='gluon_atac.imagenet.rank%d' % kv.rank)
-    ctx = _devices(args, logger)
+    for note in notes:
+        logger.warning('%s', note)
     plan = _data_plan(args, kv, ctx)
     logger.info('%d training images, %d workers x %d devices x %d per device = global batch '
                 '%d, %d steps per epoch', plan['images'], kv.num_workers, len(ctx),

@@ -1,12 +1,15 @@
 """Command line of ``train_imagenet.py``: the original script's flags plus ours."""
 import argparse
 import os
+import re
 
 from ..cli import UsageError
+from ..model_zoo import get_model_list
 
 __all__ = ['build_parser', 'parse_args', 'KV_STORES']
 
 KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
+_V1B_FAMILY = re.compile(r'^resnet\d+_v1[bcd]$')
 _REC = os.path.join('~', '.mxnet', 'datasets', 'imagenet', 'rec')
 
 
@@ -100,6 +103,9 @@ def _add_ours(p):
     ours.add_argument('--use-global', '--useGlobal', dest='use_global', action='store_true',
                       help='ATAC with global (pooled) context')
     ours.add_argument('--no-relu', action='store_true', help='ATAC without its inner ReLU')
+    ours.add_argument('--attention', default=None,
+                      help='attention module on the residual branch (se, ge), as compared '
+                           'in the paper\'s ImageNet table')
     ours.add_argument('--classes', type=int, default=1000)
     ours.add_argument('--teacher-params', default=None,
                       help='.params of --teacher (nothing is downloaded)')
@@ -148,5 +154,8 @@ def parse_args(argv=None):
         raise UsageError('--teacher needs --teacher-params FILE (nothing is downloaded)')
     if args.resume and (args.resume_params or args.resume_states or args.resume_epoch):
         raise UsageError('--resume restores everything; drop --resume-params/-states/-epoch')
+    hosts = [n for n in get_model_list() if _V1B_FAMILY.match(n)]
+    if args.model.lower() not in hosts:
+        raise UsageError('--model must be a ResNet v1b/v1c/v1d: %s' % ', '.join(hosts))
     args.mode = 'hybrid' if args.mode == 'symbolic' else args.mode
     return args

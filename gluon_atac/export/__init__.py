@@ -1,0 +1,157 @@
+"""``python -m gluon_atac.export MODEL --params FILE --out PREFIX``: deployable files.
+
+Writes ``PREFIX-symbol.json`` and ``PREFIX-0000.params`` of the hybridized network (load
+them with ``mx.gluon.SymbolBlock.imports``). With ``--quantize int8`` the written model is
+INT8, made by ``mxnet.contrib.quantization.quantize_net_v2`` with naive calibration (min/max
+of every layer's output) on the first ``--calib-batches`` batches of ``--calib-data``; the
+accuracy change and the speed-up are measured on all of ``--calib-data`` and written to
+``PREFIX-report.json``.
+
+This is a package, not a module, so that ``gluon_atac.export`` stays the :func:`export`
+function after ``import gluon_atac`` while ``python -m gluon_atac.export`` runs cleanly
+(runpy only warns about plain modules the package imported already).
+"""
+import argparse
+import json
+import os
+import time
+
+import mxnet as mx
+
+from ..cli import cli_main, UsageError
+from ..evaluate import add_model_flags, load_model, topk_errors
+from ..training import atomic_write
+from ..utils.export import export
+
+__all__ = ['export', 'quantize_int8', 'compare', 'main']
+
+
+def _batch_iter(batches):
+    data = mx.nd.concat(*[d for d, _ in batches], dim=0)
+    return mx.io.NDArrayIter(data=data, batch_size=batches[0][0].shape[0])
+
+
+def quantize_int8(net, calib_batches):
+    """INT8 copy of ``net`` calibrated (naive min/max) on ``calib_batches``.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.HybridBlock
+        Float32 network on the CPU.
+    calib_batches : list of (NDArray, NDArray)
+        Real, preprocessed images (labels unused); all of the same batch size.
+
+    Returns
+    -------
+    mxnet.gluon.SymbolBlock
+    """
+    from mxnet.contrib.quantization import quantize_net_v2
+
+    calib = _batch_iter(calib_batches)
+    int8 = quantize_net_v2(net, quantized_dtype='auto', calib_mode='naive', calib_data=calib,
+                           num_calib_examples=calib.num_data, ctx=mx.cpu())
+    int8.hybridize(static_alloc=True, static_shape=True)
+    return int8
+
+
+def _throughput(net, batches, repeats=2):
+    for data, _ in batches[:1]:
+        net(data).wait_to_read()
+    tic, images = time.time(), 0
+    for _ in range(repeats):
+        for data, _ in batches:
+            net(data).wait_to_read()
+            images += data.shape[0]
+    return images / (time.time() - tic)
+
+
+def compare(fp32, int8, batches):
+    """Errors, top-1 agreement and speed of ``fp32`` and ``int8`` on ``batches``.
+
+    Returns
+    -------
+    dict
+        ``fp32``/``int8`` (``top1_err``, ``top5_err``, ``images``, ``images_per_sec``),
+        ``top1_agreement`` (fraction of images both rank first alike), ``max_abs_diff``
+        of the logits and ``max_abs_logit`` (its scale), ``speedup``.
+    """
+    report = {}
+    for name, net in (('fp32', fp32), ('int8', int8)):
+        report[name] = topk_errors(net, batches, mx.cpu())
+        report[name]['images_per_sec'] = _throughput(net, batches)
+    agree = diff = scale = 0.0
+    for data, _ in batches:
+        a, b = fp32(data), int8(data)
+        agree += (a.argmax(axis=1) == b.argmax(axis=1)).sum().asscalar()
+        diff = max(diff, (a - b).abs().max().asscalar())
+        scale = max(scale, a.abs().max().asscalar())
+    report['top1_agreement'] = agree / report['fp32']['images']
+    report['max_abs_diff'], report['max_abs_logit'] = float(diff), float(scale)
+    report['speedup'] = report['int8']['images_per_sec'] / report['fp32']['images_per_sec']
+    return report
+
+
+def _format(report):
+    lines = ['%-6s %10s %10s %10s' % ('', 'top-1 err', 'top-5 err', 'img/s')]
+    for name in ('fp32', 'int8'):
+        row = report[name]
+        lines.append('%-6s %10.4f %10.4f %10.1f' % (name, row['top1_err'], row['top5_err'],
+                                                    row['images_per_sec']))
+    lines.append('top-1 agreement %.4f, accuracy change %+.4f, speed-up %.2fx on %d images'
+                 % (report['top1_agreement'],
+                    report['fp32']['top1_err'] - report['int8']['top1_err'],
+                    report['speedup'], report['fp32']['images']))
+    return '\n'.join(lines)
+
+
+@cli_main
+def main(argv=None):
+    """Export a parameter file as symbol + params, optionally quantized to INT8."""
+    # Imported on use: `import gluon_atac` (which imports this package) stays free of the
+    # image readers and OpenCV.
+    from ..data.imagenet import val_batches
+
+    parser = argparse.ArgumentParser(prog='python -m gluon_atac.export',
+                                     description=__doc__.split('\n\n')[0])
+    add_model_flags(parser)
+    parser.add_argument('--out', required=True, help='prefix of the written files')
+    parser.add_argument('--quantize', choices=('int8',), default=None)
+    parser.add_argument('--calib-data', default=None,
+                        help='.rec file or <class>/*.jpg folder (validation preprocessing)')
+    parser.add_argument('--calib-data-idx', default=None)
+    parser.add_argument('--calib-batches', type=int, default=10,
+                        help='batches used for calibration')
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=2)
+    args = parser.parse_args(argv)
+    net = load_model(args, mx.cpu())
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    shape = (1, 3, args.input_size, args.input_size)
+    if not args.quantize:
+        for path in export(net, args.out, input_shape=shape):
+            print('wrote %s' % path)
+        return None
+    if not args.calib_data:
+        raise UsageError('--quantize int8 needs --calib-data (real images to calibrate on)')
+    if args.calib_batches < 1:
+        raise UsageError('--calib-batches must be >= 1')
+    # Equal batch sizes keep the calibration iterator and the static shapes simple.
+    # Record files yield pinned memory; the networks' parameters live on the plain CPU.
+    batches = [(d.as_in_context(mx.cpu()), l) for d, l in val_batches(
+        args.calib_data, args.batch_size, args.input_size, args.crop_ratio, args.num_workers,
+        args.calib_data_idx) if d.shape[0] == args.batch_size]
+    if not batches:
+        raise UsageError('--calib-data has fewer images than --batch-size %d'
+                         % args.batch_size)
+    int8 = quantize_int8(net, batches[:args.calib_batches])
+    # quantize_net_v2 re-hybridized the float network plainly; time it as deployed.
+    net.hybridize(static_alloc=True, static_shape=True)
+    report = compare(net, int8, batches)
+    report['calibration_images'] = args.batch_size * len(batches[:args.calib_batches])
+    print(_format(report))
+    paths = export(int8, args.out, input_shape=shape)
+    atomic_write(args.out + '-report.json',
+                 lambda p: open(p, 'w').write(json.dumps(report, indent=2) + '\n'))
+    for path in paths + (args.out + '-report.json',):
+        print('wrote %s' % path)
+    return report

@@ -1,0 +1,89 @@
+"""ImageNet-style readers: record files and folders agree, shards are disjoint."""
+import hashlib
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_atac.data.imagenet import (ShardSampler, count_images, pack_folder, train_batches,
+                                      val_batches, val_resize, write_synthetic_imagenet)
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    return write_synthetic_imagenet(str(tmp_path_factory.mktemp('tinyin')), classes=3,
+                                    train_per_class=6, val_per_class=3, size=40)
+
+
+def test_val_resize_is_ceil_of_size_over_crop_ratio():
+    assert val_resize(224, 0.875) == 256
+    assert val_resize(32, 0.875) == 37
+    with pytest.raises(ValueError):
+        val_resize(224, 0)
+
+
+def test_record_file_and_folder_hold_the_same_images(tiny):
+    for split, count in (('train', 18), ('val', 9)):
+        assert count_images(os.path.join(tiny, split + '.rec')) == count
+        assert count_images(os.path.join(tiny, split)) == count
+    rec = list(val_batches(os.path.join(tiny, 'val.rec'), 4, 32, num_workers=1))
+    folder = list(val_batches(os.path.join(tiny, 'val'), 4, 32, num_workers=0))
+    assert [len(l) for _, l in rec] == [len(l) for _, l in folder] == [4, 4, 1]
+    rec_x = np.concatenate([d.asnumpy() for d, _ in rec])
+    folder_x = np.concatenate([d.asnumpy() for d, _ in folder])
+    assert np.array_equal(np.concatenate([l.asnumpy() for _, l in rec]),
+                          np.concatenate([l.asnumpy() for _, l in folder]))
+    # Same preprocessing; only JPEG re-encoding and resize kernels differ.
+    assert np.abs(rec_x - folder_x).mean() < 0.15
+
+
+@pytest.mark.parametrize('layout', ['train.rec', 'train'])
+def test_train_batches_gives_exactly_steps_batches(tiny, layout):
+    # 5 steps of 8 = 40 > 18 images: the reader wraps around instead of stopping early.
+    batches = list(train_batches(os.path.join(tiny, layout), 5, 8, 32, num_workers=1))
+    assert len(batches) == 5
+    assert all(d.shape == (8, 3, 32, 32) and l.shape == (8,) for d, l in batches)
+    labels = np.concatenate([l.asnumpy() for _, l in batches])
+    assert set(labels) <= {0.0, 1.0, 2.0}
+
+
+def test_shard_sampler_parts_are_disjoint_and_cover_the_set():
+    parts = [ShardSampler(10, 5, 2, i) for i in range(2)]
+    drawn = [set(p) for p in parts]
+    assert not drawn[0] & drawn[1]
+    assert drawn[0] | drawn[1] == set(range(10))
+    assert len(list(ShardSampler(10, 12, 2, 1))) == 12
+    with pytest.raises(ValueError):
+        ShardSampler(10, 5, 2, 2)
+
+
+def test_folder_shards_read_only_their_images(tiny):
+    seen = [[], []]
+    for part in range(2):
+        list(train_batches(os.path.join(tiny, 'train'), 1, 9, 32, num_workers=0,
+                           num_parts=2, part_index=part, seen=seen[part]))
+    assert not set(seen[0]) & set(seen[1])
+    assert set(seen[0]) | set(seen[1]) == set(range(18))
+
+
+def test_record_shards_are_disjoint(tiny):
+    # train_batches shards record files with ImageRecordIter's num_parts/part_index.
+    def digests(part):
+        it = mx.io.ImageRecordIter(path_imgrec=os.path.join(tiny, 'train.rec'),
+                                   path_imgidx=os.path.join(tiny, 'train.idx'), batch_size=1,
+                                   data_shape=(3, 40, 40), num_parts=2, part_index=part,
+                                   round_batch=False)
+        return {hashlib.md5(b.data[0].asnumpy().tobytes()).hexdigest() for b in it}
+    first, second = digests(0), digests(1)
+    assert len(first) + len(second) == 18
+    assert not first & second
+
+
+def test_pack_folder_numbers_classes_like_image_folder_dataset(tiny, tmp_path):
+    prefix = str(tmp_path / 'val')
+    assert pack_folder(os.path.join(tiny, 'val'), prefix) == 9
+    record = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'r')
+    labels = [mx.recordio.unpack(record.read_idx(i))[0].label for i in range(9)]
+    dataset = mx.gluon.data.vision.ImageFolderDataset(os.path.join(tiny, 'val'))
+    assert labels == [float(dataset[i][1]) for i in range(9)]
