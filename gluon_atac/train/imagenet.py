@@ -9,9 +9,12 @@ where the learning rate and batch accounting use the global batch and only rank 
 writes files.
 """
 import json
+import logging
 import os
 import re
+import sys
 import time
+import traceback
 import warnings
 
 import mxnet as mx
@@ -377,6 +380,29 @@ def run(args):
 
 
 @cli_main
-def main(argv=None):
-    """Entry point of ``train_imagenet.py``."""
+def _main(argv):
     run(parse_args(argv))
+
+
+def main(argv=None):
+    """Entry point of ``train_imagenet.py``.
+
+    A failing worker of a distributed job exits at once: a normal exit would wait in
+    MXNet's kvstore shutdown barrier for peers that are themselves waiting for it, and
+    the launcher could never see the failure.
+    """
+    if os.environ.get('DMLC_ROLE') != 'worker':
+        return _main(argv)
+    try:
+        return _main(argv)
+    except SystemExit as stop:
+        if not stop.code:
+            raise
+        code = stop.code if isinstance(stop.code, int) else 1
+    except BaseException:  # noqa: BLE001 -- any failure must end the process
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)

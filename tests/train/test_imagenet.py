@@ -173,3 +173,22 @@ def test_bad_arguments_exit_2_with_one_line(flags, message, tiny, tmp_path, monk
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+class _HardExit(Exception):
+    pass
+
+
+def test_a_failing_dist_worker_exits_hard(monkeypatch, capsys):
+    # A plain exit would wait in MXNet's kvstore shutdown barrier for the other workers.
+    codes = []
+
+    def record(code):
+        codes.append(code)
+        raise _HardExit()
+    monkeypatch.setenv('DMLC_ROLE', 'worker')
+    monkeypatch.setattr(train.os, '_exit', record)
+    with pytest.raises(_HardExit):
+        train.main(['--model', 'nope'])
+    assert codes == [2]
+    assert capsys.readouterr().err.startswith('error: --model must be')

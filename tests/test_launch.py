@@ -1,0 +1,131 @@
+"""gluon_atac.launch: a parameter-server job on 127.0.0.1, and clean failure."""
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_atac.data.imagenet import write_synthetic_imagenet
+from gluon_atac.launch import main, plan_processes, read_hosts, ssh_argv
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+
+
+def _launch(args, cwd, timeout=240):
+    return subprocess.run([sys.executable, '-m', 'gluon_atac.launch'] + args, cwd=cwd,
+                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=timeout, universal_newlines=True)
+
+
+def _processes_with(marker):
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_plan_sets_the_dmlc_environment_on_loopback():
+    plan = plan_processes(2, 1, 9123)
+    assert [label for label, _, _ in plan] == ['scheduler', 'server 0', 'worker 0',
+                                               'worker 1']
+    for label, host, env in plan:
+        assert host == '127.0.0.1'
+        assert env['DMLC_ROLE'] == label.split()[0]
+        assert env['DMLC_PS_ROOT_URI'] == env['DMLC_NODE_HOST'] == '127.0.0.1'
+        assert (env['DMLC_PS_ROOT_PORT'], env['DMLC_NUM_SERVER'],
+                env['DMLC_NUM_WORKER'], env['DMLC_INTERFACE']) == ('9123', '1', '2', 'lo')
+
+
+def test_hosts_file_spreads_roles_over_ssh(tmp_path):
+    hosts = tmp_path / 'hosts'
+    hosts.write_text('node-a  # first\n\nnode-b\n')
+    names = read_hosts(str(hosts))
+    plan = plan_processes(2, 2, 9000, names)
+    assert [host for _, host, _ in plan] == ['node-a', 'node-a', 'node-b', 'node-a', 'node-b']
+    assert all('DMLC_INTERFACE' not in env for _, _, env in plan)
+    argv = ssh_argv('node-b', plan[2][2], ['python', 'train imagenet.py'], '/data/run')
+    assert argv[:5] == ['ssh', '-tt', '-o', 'BatchMode=yes', 'node-b']
+    assert argv[5].startswith("cd /data/run && env ")
+    assert 'DMLC_ROLE=server' in argv[5] and "'train imagenet.py'" in argv[5]
+
+
+def test_command_is_required(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(['-n', '2'])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith('error: give the command after --')
+
+
+def test_two_workers_train_in_sync_on_disjoint_shards(tmp_path):
+    data = write_synthetic_imagenet(str(tmp_path / 'data'), classes=4, train_per_class=4,
+                                    val_per_class=1, size=40)
+    report = tmp_path / 'report'
+    result = _launch(['-n', '2', '-s', '1', '--', sys.executable,
+                      os.path.join(REPO, 'train_imagenet.py'), '--kv-store', 'dist_sync',
+                      '--model', 'resnet18_v1b', '--classes', '4', '--input-size', '32',
+                      '--batch-size', '4', '--num-epochs', '1', '--data-dir', data,
+                      '--save-dir', str(tmp_path / 'save'), '--logging-file',
+                      str(tmp_path / 'save' / 'train.log'), '-j', '0', '--no-progress',
+                      '--worker-report', str(report)], cwd=str(tmp_path))
+    assert result.returncode == 0, result.stdout
+    assert '[worker 0] ' in result.stdout and '[worker 1] ' in result.stdout
+    reports = [json.loads((report / ('rank%d.json' % r)).read_text()) for r in (0, 1)]
+    assert [r['num_workers'] for r in reports] == [2, 2]
+    shards = [set(r['images_read']) for r in reports]
+    assert not shards[0] & shards[1]
+    assert shards[0] | shards[1] == set(range(16))
+    params = [mx.nd.load(str(report / ('rank%d.params' % r))) for r in (0, 1)]
+    # Trainable weights are synchronized; BN running statistics are per worker by design.
+    trainable = [n for n in params[0] if 'running_' not in n]
+    assert len(trainable) > 50
+    for name in trainable:
+        np.testing.assert_array_equal(params[0][name].asnumpy(), params[1][name].asnumpy(),
+                                      err_msg=name)
+    # Only rank 0 writes checkpoints and the log.
+    assert (tmp_path / 'save' / 'checkpoint.ckpt').exists()
+    assert open(tmp_path / 'save' / 'metrics.jsonl').read().count('\n') == 1
+
+
+# A worker that dies (crash, or a hard exit as train_imagenet.py makes on errors; a plain
+# sys.exit would wait in MXNet's shutdown barrier) while its peer hangs.
+_FAILING = '''
+import os, subprocess, sys, time
+import mxnet as mx  # scheduler and server processes serve inside this import
+kv = mx.kv.create('dist_sync')
+if kv.rank == 1:
+    os._exit(3)
+# rank 0 leaves a child behind and hangs, as a worker waiting for a dead peer would
+subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # %(marker)s'])
+time.sleep(600)
+# %(marker)s
+'''
+
+
+def test_a_failing_worker_stops_the_job_and_leaves_no_process(tmp_path):
+    marker = 'gluon-atac-launch-test-%s' % uuid.uuid4().hex
+    tic = time.time()
+    try:
+        result = _launch(['-n', '2', '-s', '1', '--', sys.executable, '-c',
+                          _FAILING % {'marker': marker}], cwd=str(tmp_path), timeout=120)
+    finally:
+        leftover = _processes_with(marker)
+        for pid in leftover:
+            os.kill(pid, 9)
+    assert result.returncode == 3, result.stdout
+    assert 'exited with 3: stopping the job' in result.stdout
+    assert time.time() - tic < 60
+    assert leftover == []
