@@ -56,7 +56,8 @@ def capture_gates(net, x):
     Parameters
     ----------
     net : mxnet.gluon.HybridBlock
-        Not hybridized (hooks do not fire inside a cached graph).
+        Not hybridized (hooks do not fire inside a cached graph). Its units run the
+        Gluon graph for this call (``fused = False``), then get their setting back.
     x : mxnet.nd.NDArray
         One batch, ``N x 3 x H x W``.
 
@@ -71,15 +72,19 @@ def capture_gates(net, x):
         raise UsageError('the model has no ATAC unit to show (act type relu everywhere?)')
     gates = {}
     handles = []
+    fused = [unit.fused for _, unit in units]
     for name, unit in units:
         def hook(block, inputs, output, name=name):
             gates[name] = output.asnumpy()
         handles.append(unit.module.register_forward_hook(hook))
+        # The fused operator never calls `module`; the Gluon graph computes the same gate.
+        unit.fused = False
     try:
         out = net(x)
     finally:
-        for handle in handles:
+        for handle, (_, unit), was in zip(handles, units, fused):
             handle.detach()
+            unit.fused = was
     return out, [(name, gates[name]) for name, _ in units]
 
 

@@ -35,7 +35,8 @@ def _gpu_list(text):
 
 def _grid_options(parser):
     parser.add_argument('presets', nargs='+', metavar='PRESET',
-                        help='preset name(s), or "all" (see the list command)')
+                        help='preset name(s), or "all" for every CIFAR preset (see the '
+                        'list command)')
     parser.add_argument('--out', default=_DEFAULT_OUT,
                         help='results folder (default %s)' % _DEFAULT_OUT)
     parser.add_argument('--seeds', type=int, default=1, help='seeds 0..N-1 per variant')
@@ -64,7 +65,11 @@ def _grid_options(parser):
 
 
 def _expand_all(args):
-    names = list(PRESETS) if args.presets == ['all'] else args.presets
+    if args.presets == ['all']:
+        # ImageNet grids need a dataset and GPUs: they are asked for by name.
+        names = [name for name, preset in PRESETS.items() if preset.family == 'cifar']
+    else:
+        names = args.presets
     only = args.only.split(',') if args.only else None
     runs = []
     for name in names:

@@ -82,3 +82,12 @@ def test_imagenet_rows_use_top1_error_and_published_params(tmp_path):
 def test_report_of_an_empty_folder_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match='no runs'):
         build_report(str(tmp_path))
+
+
+def test_report_command_prints_the_tables(report, capsys):
+    from gluon_atac.experiments.__main__ import main
+    root, _, text = report
+    assert main(['report', root]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == text.strip()
+    assert 'report.md' in err
