@@ -48,27 +48,15 @@ def test_every_preset_expands_to_valid_commands(tmp_path, name, budget):
                 run.knobs['use_relu'], run.knobs['use_global'], run.knobs['attention'])
 
 
-def _imagenet_argvs(tmp_path, attention):
-    runs = [run for name in ('imagenet', 'imagenet_attention')
-            for run in expand(name, str(tmp_path), data_dir='/data')
-            if bool(run.knobs['attention']) == attention]
-    assert runs
-    return [run.command('/repo', devices=(0, 1), resume_from='ck')[2:] for run in runs]
-
-
 def test_imagenet_commands_parse(tmp_path):
-    imagenet_args = pytest.importorskip('gluon_atac.train.imagenet_args')
-    for argv in _imagenet_argvs(tmp_path, attention=False):
-        args = imagenet_args.parse_args(argv)
-        assert (args.model, args.gpus, args.resume) == ('resnet50_v1b', '0,1', 'ck')
-
-
-@pytest.mark.xfail(reason='train_imagenet.py (issue 4) has no --attention flag yet',
-                   strict=False)
-def test_imagenet_attention_commands_parse(tmp_path):
-    imagenet_args = pytest.importorskip('gluon_atac.train.imagenet_args')
-    for argv in _imagenet_argvs(tmp_path, attention=True):
-        imagenet_args.parse_args(argv)
+    from gluon_atac.train.imagenet_args import parse_args as parse_imagenet
+    for name in ('imagenet', 'imagenet_attention'):
+        for run in expand(name, str(tmp_path), data_dir='/data'):
+            args = parse_imagenet(run.command('/repo', devices=(0, 1), resume_from='ck')[2:])
+            assert (args.model, args.gpus, args.resume) == ('resnet50_v1b', '0,1', 'ck')
+            assert (args.act_type, args.attention) == (run.knobs['act_type'],
+                                                       run.knobs['attention'])
+            assert args.rec_val == '/data/val.rec'
 
 
 def test_paper_budget_keeps_the_published_commands(tmp_path):
