@@ -2,4 +2,4 @@
 from .cifar import DataError, load_cifar, write_cifar, find_cifar_files
 from .mnist5k import load_mnist5k
 from .loader import ImageData, DATASETS, get_dataset, default_data_dir, train_loader, \
-    test_loader
+    eval_loader

@@ -11,7 +11,7 @@ from .mnist5k import load_mnist5k
 from .transforms import normalize, random_crop_flip
 
 __all__ = ['ImageData', 'DATASETS', 'get_dataset', 'default_data_dir', 'train_loader',
-           'test_loader']
+           'eval_loader']
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
@@ -119,7 +119,7 @@ def train_loader(data, batch_size, rng, num_workers=0):
     return _loader(augmented, labels[order], batch_size, data, num_workers, 'discard')
 
 
-def test_loader(data, batch_size, num_workers=0):
+def eval_loader(data, batch_size, num_workers=0):
     """Batches of the whole test set in order (the last one may be smaller).
 
     Parameters

@@ -15,15 +15,14 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from ..cli import cli_main, UsageError
-from ..data import get_dataset, test_loader, train_loader
+from ..data import get_dataset, eval_loader, train_loader
 from ..model_zoo import get_model
 from ..nn import canonical_name
 from ..training import (MetricsLog, epoch_seed, parse_devices, plot_history, progress,
                         seed_everything, setup_logging)
-from ..utils.counting import count_flops, count_params
 from .cifar_args import model_spec, parse_args
 from .cifar_state import RunFiles, restore, save_best, save_state
-from .evaluation import evaluate_cifar, split_batch
+from .evaluation import evaluate_cifar, model_costs, split_batch
 
 __all__ = ['main', 'run', 'lr_at', 'evaluate_cifar']
 
@@ -55,10 +54,10 @@ def _build_net(args, classes, ctx, logger):
         raise
     seed_everything(args.seed, 0)
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
-    counts, flops = count_params(net, (1, 3, 32, 32)), count_flops(net, (1, 3, 32, 32))
+    params, macs = model_costs(args.zoo_name, **model_spec(args, classes))
     logger.info('model %s act=%s r=%d useReLU=%s useGlobal=%s act_layers=%d: %d params, '
                 '%.4f GMACs', args.zoo_name, args.act_type, args.r, args.useReLU,
-                args.useGlobal, args.act_layers, counts['total'], flops['macs'] / 1e9)
+                args.useGlobal, args.act_layers, params, macs / 1e9)
     if args.summary:
         net.summary(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0]))
     if args.mode == 'hybrid':
@@ -124,7 +123,7 @@ def _fit(args, net, data, ctx, files, logger):
     state = restore(args, net, trainer, ctx, logger)
     metrics = MetricsLog(files.metrics, resume_epoch=state['epoch'])
     batch_size = _batch_size(args, data, ctx, logger)
-    val_data = test_loader(data, batch_size, args.num_workers)
+    val_data = eval_loader(data, batch_size, args.num_workers)
     for epoch in range(state['epoch'], args.num_epochs):
         start = time.time()
         seed_everything(args.seed, epoch + 1)
@@ -181,7 +180,7 @@ def run(args):
     if not args.eval_only:
         return _fit(args, net, data, ctx, files, logger)
     restore(args, net, None, ctx, logger)
-    val_acc = evaluate_cifar(net, test_loader(data, args.batch_size * len(ctx),
+    val_acc = evaluate_cifar(net, eval_loader(data, args.batch_size * len(ctx),
                                               args.num_workers), ctx)
     logger.info('test accuracy of %s: %.4f (%d images)', args.resume_from, val_acc,
                 len(data.test[0]))

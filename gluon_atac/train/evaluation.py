@@ -1,8 +1,12 @@
-"""Test accuracy of a classifier over a DataLoader, on one or more devices."""
+"""Test accuracy of a classifier over a DataLoader, on one or more devices; model costs."""
 import mxnet as mx
 from mxnet import gluon
 
-__all__ = ['evaluate_cifar', 'split_batch']
+from ..model_zoo import get_model
+from ..nn import ChaATAC
+from ..utils.counting import count_flops, count_params
+
+__all__ = ['evaluate_cifar', 'split_batch', 'model_costs']
 
 
 def split_batch(data, label, ctx):
@@ -31,7 +35,7 @@ def evaluate_cifar(net, loader, ctx):
     net : mxnet.gluon.Block
         Initialized on ``ctx``; run in inference mode (BN uses running statistics).
     loader : iterable of (NDArray, NDArray)
-        Image batches and integer labels, e.g. :func:`gluon_atac.data.test_loader`.
+        Image batches and integer labels, e.g. :func:`gluon_atac.data.eval_loader`.
     ctx : Context or list of Context
 
     Returns
@@ -45,3 +49,20 @@ def evaluate_cifar(net, loader, ctx):
         xs, ys = split_batch(data, label, ctx)
         metric.update(ys, [net(x) for x in xs])
     return metric.get()[1]
+
+
+def model_costs(name, input_shape=(1, 3, 32, 32), **kwargs):
+    """Parameters and multiply-adds of ``get_model(name, **kwargs)`` for one image.
+
+    Counted on a fresh copy whose ATAC units run the Gluon graph: the fused native gate
+    is a single operator whose inner convolutions a symbol walk cannot see.
+
+    Returns
+    -------
+    (int, int)
+        Total parameters as saved, and conv + dense multiply-adds.
+    """
+    net = get_model(name, **kwargs)
+    net.apply(lambda block: setattr(block, 'fused', False)
+              if isinstance(block, ChaATAC) else None)
+    return count_params(net, input_shape)['total'], count_flops(net, input_shape)['macs']

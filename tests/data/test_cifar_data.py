@@ -1,0 +1,93 @@
+"""CIFAR files in both official layouts: round trip, labels, damaged and missing files."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from gluon_atac.data import DataError, find_cifar_files, get_dataset, load_cifar, write_cifar
+
+LAYOUTS = [(d, l) for d in ('cifar10', 'cifar100') for l in ('bin', 'py')]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No download attempt: these tests must not depend on the network."""
+    monkeypatch.setenv('GLUON_ATAC_OFFLINE', '1')
+
+
+@pytest.mark.parametrize('dataset,layout', LAYOUTS)
+@pytest.mark.parametrize('flat', [False, True])
+def test_round_trip(tmp_path, dataset, layout, flat):
+    written = write_cifar(str(tmp_path), dataset, layout, n_train=23, n_test=7, seed=1,
+                          flat=flat)
+    (train_x, train_y), (test_x, test_y) = load_cifar(str(tmp_path), dataset)
+    assert train_x.shape == (23, 32, 32, 3) and train_x.dtype == np.uint8
+    np.testing.assert_array_equal(train_x, written['train'][0])
+    np.testing.assert_array_equal(train_y, written['train'][1])
+    np.testing.assert_array_equal(test_x, written['test'][0])
+    np.testing.assert_array_equal(test_y, written['test'][1])
+    assert find_cifar_files(str(tmp_path), dataset)[0] == layout
+
+
+@pytest.mark.parametrize('layout', ['bin', 'py'])
+def test_cifar100_fine_and_coarse_labels(tmp_path, layout):
+    written = write_cifar(str(tmp_path), 'cifar100', layout, n_train=400, n_test=50)
+    fine = get_dataset('cifar100', str(tmp_path))
+    coarse = get_dataset('cifar100', str(tmp_path), coarse_labels=True)
+    assert (fine.classes, coarse.classes) == (100, 20)
+    assert len(np.unique(fine.train[1])) > 20 and fine.train[1].max() < 100
+    np.testing.assert_array_equal(coarse.train[1], written['train'][1] // 5)
+    assert set(np.unique(coarse.train[1])) == set(range(20))
+
+
+def test_subset_of_batches_loads(tmp_path):
+    write_cifar(str(tmp_path), 'cifar10', 'bin', n_train=10, n_test=4)
+    folder = os.path.join(str(tmp_path), 'cifar-10-batches-bin')
+    for i in (2, 3, 4, 5):
+        os.remove(os.path.join(folder, 'data_batch_%d.bin' % i))
+    (train_x, _), _ = load_cifar(str(tmp_path), 'cifar10')
+    assert len(train_x) == 2
+
+
+def test_truncated_binary_names_the_file(tmp_path):
+    write_cifar(str(tmp_path), 'cifar100', 'bin', n_train=8, n_test=4)
+    path = os.path.join(str(tmp_path), 'cifar-100-binary', 'train.bin')
+    with open(path, 'r+b') as handle:
+        handle.truncate(3074 * 5 + 100)
+    with pytest.raises(DataError, match='train.bin is truncated or malformed'):
+        load_cifar(str(tmp_path), 'cifar100')
+
+
+def test_malformed_pickle_names_the_file(tmp_path):
+    write_cifar(str(tmp_path), 'cifar10', 'py', n_train=10, n_test=4)
+    path = os.path.join(str(tmp_path), 'cifar-10-batches-py', 'test_batch')
+    with open(path, 'rb') as handle:
+        blob = handle.read()
+    with open(path, 'wb') as handle:
+        handle.write(blob[:len(blob) // 2])
+    with pytest.raises(DataError, match='test_batch is truncated or malformed'):
+        load_cifar(str(tmp_path), 'cifar10')
+
+
+def test_labels_out_of_range_are_malformed(tmp_path):
+    folder = tmp_path / 'cifar-10-batches-py'
+    write_cifar(str(tmp_path), 'cifar10', 'py', n_train=5, n_test=2)
+    with open(folder / 'test_batch', 'wb') as handle:
+        pickle.dump({b'data': np.zeros((2, 3072), np.uint8), b'labels': [0, 12]}, handle)
+    with pytest.raises(DataError, match='labels outside 0..9'):
+        load_cifar(str(tmp_path), 'cifar10')
+
+
+def test_missing_files_list_what_was_looked_for(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_cifar(str(tmp_path / 'nowhere'), 'cifar100')
+    message = str(err.value)
+    assert 'cifar-100-binary/{train.bin,test.bin}' in message
+    assert 'cifar-100-python/{train,test}' in message
+    assert str(tmp_path / 'nowhere') in message
+
+
+def test_unknown_dataset():
+    with pytest.raises(DataError, match='unknown dataset'):
+        get_dataset('svhn')
