@@ -63,9 +63,9 @@ def topk_errors(net, batches, ctx, k=5, dtype='float32'):
 
 def _batches(args):
     if args.dataset in _CIFAR:
-        from .data import get_dataset, test_loader
+        from .data import get_dataset, eval_loader
         data = get_dataset(args.dataset, args.data, coarse_labels=args.coarse_labels)
-        return test_loader(data, args.batch_size, args.num_workers), data.classes
+        return eval_loader(data, args.batch_size, args.num_workers), data.classes
     from .data.imagenet import val_batches
     if not args.data:
         raise UsageError('--data is required: a .rec file or a <class>/*.jpg folder')

@@ -139,6 +139,11 @@ def _record_iter(rec, idx, batch_size, input_size, num_workers, num_parts, part_
         pca_noise=LIGHTING, **common)
 
 
+def _unpinned(data):
+    # ImageRecordIter fills pinned memory; hybridized blocks insist on their own context.
+    return data.as_in_context(mx.cpu())
+
+
 def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=1,
                   part_index=0, seed=0, idx=None, seen=None):
     """Exactly ``steps`` augmented training batches of this worker's shard.
@@ -169,7 +174,7 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
     Yields
     ------
     (NDArray, NDArray)
-        Float32 ``N x 3 x S x S`` images and class labels, on the CPU.
+        Float32 ``N x 3 x S x S`` images and class labels, on ``mx.cpu()``.
     """
     if _is_rec(path):
         it = _record_iter(path, idx, batch_size, input_size, num_workers, num_parts,
@@ -177,7 +182,7 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
         done = 0
         while done < steps:
             for batch in it:
-                yield batch.data[0], batch.label[0]
+                yield _unpinned(batch.data[0]), batch.label[0]
                 done += 1
                 if done == steps:
                     return
@@ -220,7 +225,7 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
         for batch in it:
             # round_batch fills the last batch from the start; those rows are not new.
             keep = batch_size - batch.pad
-            yield batch.data[0][:keep], batch.label[0][:keep]
+            yield _unpinned(batch.data[0][:keep]), batch.label[0][:keep]
         return
     _check_folder(path)
     dataset = gluon.data.vision.ImageFolderDataset(path)

@@ -21,7 +21,7 @@ import mxnet as mx
 from ..cli import cli_main, UsageError
 from ..evaluate import add_model_flags, load_model, topk_errors
 from ..training import atomic_write
-from ..utils.export import export
+from ..utils.export import export, use_gluon_graph
 
 __all__ = ['export', 'quantize_int8', 'compare', 'main']
 
@@ -48,7 +48,7 @@ def quantize_int8(net, calib_batches):
     from mxnet.contrib.quantization import quantize_net_v2
 
     calib = _batch_iter(calib_batches)
-    int8 = quantize_net_v2(net, quantized_dtype='auto', calib_mode='naive', calib_data=calib,
+    int8 = quantize_net_v2(use_gluon_graph(net), quantized_dtype='auto', calib_mode='naive', calib_data=calib,
                            num_calib_examples=calib.num_data, ctx=mx.cpu())
     int8.hybridize(static_alloc=True, static_shape=True)
     return int8
@@ -136,10 +136,9 @@ def main(argv=None):
     if args.calib_batches < 1:
         raise UsageError('--calib-batches must be >= 1')
     # Equal batch sizes keep the calibration iterator and the static shapes simple.
-    # Record files yield pinned memory; the networks' parameters live on the plain CPU.
-    batches = [(d.as_in_context(mx.cpu()), l) for d, l in val_batches(
-        args.calib_data, args.batch_size, args.input_size, args.crop_ratio, args.num_workers,
-        args.calib_data_idx) if d.shape[0] == args.batch_size]
+    batches = [b for b in val_batches(args.calib_data, args.batch_size, args.input_size,
+                                      args.crop_ratio, args.num_workers, args.calib_data_idx)
+               if b[0].shape[0] == args.batch_size]
     if not batches:
         raise UsageError('--calib-data has fewer images than --batch-size %d'
                          % args.batch_size)

@@ -16,7 +16,7 @@ PUBLISHED = ('--mode hybrid --lr 0.075 --lr-mode cosine --num-epochs 160 --batch
              '--logging-file resnet50_v1b_ChaATAC_2.log --r 2 --act-layers 2').split()
 # A small ATAC host (stages 3-4) on 32x32 crops keeps a training epoch to seconds.
 SMALL = ['--model', 'resnet18_v1b', '--classes', '4', '--input-size', '32', '--batch-size',
-         '8', '-j', '0', '--no-progress', '--log-interval', '0']
+         '8', '-j', '0', '--no-progress', '--log-interval', '0', '--mode', 'hybrid']
 
 
 @pytest.fixture(scope='module')

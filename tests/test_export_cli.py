@@ -1,0 +1,111 @@
+"""python -m gluon_atac.export: symbol + params, INT8, and the README example."""
+import os
+import re
+import subprocess
+import sys
+import types
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+import gluon_atac as ga
+from gluon_atac.data.imagenet import val_batches, write_synthetic_imagenet
+from gluon_atac.export import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('export')
+    data = write_synthetic_imagenet(str(root / 'data'), classes=4, train_per_class=1,
+                                    val_per_class=4, size=40)
+    mx.random.seed(0)
+    net = ga.get_model('resnet18_v1b', classes=4)
+    net.initialize(mx.init.MSRAPrelu())
+    # BN running statistics of the data, as a trained network has: with the initial ones
+    # (mean 0, variance 1) activations drift far and any quantization looks poor.
+    images = mx.nd.concat(*[d for d, _ in val_batches(os.path.join(data, 'val'), 16, 32,
+                                                       num_workers=0)], dim=0)
+    net.hybridize()
+    for _ in range(5):
+        # oneDNN updates the running statistics in the backward pass.
+        with mx.autograd.record():
+            out = net(images)
+        out.backward()
+    net.save_parameters(str(root / 'r18.params'))
+    return types.SimpleNamespace(root=root, data=data, params=str(root / 'r18.params'),
+                                 flags=['resnet18_v1b', '--params', str(root / 'r18.params'),
+                                        '--classes', '4', '--input-size', '32'])
+
+
+def _reference(params, x):
+    net = ga.get_model('resnet18_v1b', classes=4)
+    ga.load_parameters(net, params)
+    return net(x).asnumpy()
+
+
+def test_export_reimports_with_the_same_outputs(setup, tmp_path):
+    prefix = str(tmp_path / 'out' / 'r18')
+    main(setup.flags + ['--out', prefix])
+    net = mx.gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'],
+                                       prefix + '-0000.params')
+    x = mx.nd.random.normal(shape=(3, 3, 32, 32))
+    np.testing.assert_allclose(net(x).asnumpy(), _reference(setup.params, x), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_int8_is_close_and_reports_agreement_and_speed(setup, tmp_path, capsys):
+    prefix = str(tmp_path / 'r18_int8')
+    report = main(setup.flags + ['--out', prefix, '--quantize', 'int8', '--calib-data',
+                                 os.path.join(setup.data, 'val.rec'), '--calib-batches', '2',
+                                 '--batch-size', '4', '-j', '1'])
+    out = capsys.readouterr().out
+    assert 'top-1 agreement' in out and 'speed-up' in out
+    assert report['fp32']['images'] == report['int8']['images'] == 16
+    assert report['calibration_images'] == 8
+    assert 0.0 <= report['top1_agreement'] <= 1.0 and report['speedup'] > 0
+    assert report['max_abs_diff'] <= 0.25 * report['max_abs_logit']
+    assert os.path.exists(prefix + '-report.json')
+    int8 = mx.gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'],
+                                        prefix + '-0000.params')
+    # The re-imported files compute what was measured (on the real images calibrated for).
+    diff = max(np.abs(int8(x).asnumpy() - _reference(setup.params, x)).max()
+               for x, _ in val_batches(os.path.join(setup.data, 'val.rec'), 4, 32,
+                                       num_workers=1))
+    assert diff == pytest.approx(report['max_abs_diff'], rel=1e-3, abs=1e-4)
+
+
+def test_int8_needs_calibration_data(setup, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(setup.flags + ['--out', str(tmp_path / 'q'), '--quantize', 'int8'])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith('error: --quantize int8 needs --calib-data')
+
+
+def test_module_and_function_do_not_clash():
+    import gluon_atac.export  # noqa: F401 -- importing the CLI must not rebind the name
+    assert isinstance(ga.export, types.FunctionType)
+    result = subprocess.run([sys.executable, '-m', 'gluon_atac.export', '--help'], cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert result.returncode == 0
+    assert '--quantize' in result.stdout and 'Warning' not in result.stderr
+
+
+def test_readme_example_classifies_an_image(tmp_path, monkeypatch, capsys):
+    with open(os.path.join(REPO, 'README.md')) as handle:
+        readme = handle.read()
+    code = re.search(r'<!-- tested: classify -->\s*```python\n(.*?)```', readme, re.S).group(1)
+    # The files the example expects; an ATAC ResNet-18 stands in for the ResNet-50 (the
+    # example's code is under test, and exporting ResNet-50 takes far longer).
+    monkeypatch.chdir(tmp_path)
+    net = ga.get_model('resnet18_v1b')
+    net.initialize(mx.init.MSRAPrelu())
+    ga.export(net, 'atac_r50', input_shape=(1, 3, 224, 224))
+    image = np.random.RandomState(0).randint(0, 255, size=(300, 400, 3)).astype(np.uint8)
+    cv2.imwrite('cat.jpg', image)
+    exec(compile(code, 'README.md', 'exec'), {})
+    assert re.search(r'top-5 classes: \[[\d ]+\]', capsys.readouterr().out)
