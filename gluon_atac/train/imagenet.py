@@ -35,7 +35,7 @@ from .evaluation import split_batch
 from .imagenet_args import parse_args
 
 __all__ = ['main', 'run', 'checkpoint_tag', 'build_lr_scheduler', 'build_teacher',
-           'smooth_labels']
+           'smooth_labels', 'group_norm']
 
 # GluonCV's eta: the smoothed target puts 1 - eta + eta/K on the class.
 _SMOOTHING = 0.1
@@ -53,30 +53,49 @@ def checkpoint_tag(model, act_type):
     return '%s_%s' % (re.sub(r'^resnet', 'ResNet', model.lower()), _TAG_SPELLING.get(act, act))
 
 
-def build_lr_scheduler(args, steps):
+def _decay_epochs(args):
+    if args.lr_decay_period > 0:
+        return list(range(args.lr_decay_period, args.num_epochs, args.lr_decay_period))
+    try:
+        return [int(e) for e in args.lr_decay_epoch.split(',') if e.strip()]
+    except ValueError:
+        raise UsageError('--lr-decay-epoch must list integers like 40,60; got %r'
+                         % args.lr_decay_epoch) from None
+
+
+def build_lr_scheduler(args, steps, native=False):
     """Linear warm-up, then ``--lr-mode`` down to 0, updated per iteration.
 
     Parameters
     ----------
     args : argparse.Namespace
     steps : int
-        Iterations per epoch (of the global batch).
+        Optimizer updates per epoch (one per global batch; per worker push under
+        dist_async).
+    native : bool, default False
+        Build the same schedule from ``mxnet.lr_scheduler`` classes instead of GluonCV's.
+        Needed where the optimizer is unpickled on kvstore servers (dist_async): they
+        serve from inside ``import mxnet`` and cannot import GluonCV.
 
     Returns
     -------
-    gluoncv.utils.LRSequential
+    gluoncv.utils.LRSequential or mxnet.lr_scheduler.LRScheduler
     """
+    decay_epochs = _decay_epochs(args)
+    if native:
+        warmup = dict(base_lr=args.lr, warmup_steps=args.warmup_epochs * steps,
+                      warmup_begin_lr=args.warmup_lr, warmup_mode='linear')
+        total = args.num_epochs * steps
+        if args.lr_mode == 'cosine':
+            return mx.lr_scheduler.CosineScheduler(total, final_lr=0, **warmup)
+        if args.lr_mode == 'poly':
+            return mx.lr_scheduler.PolyScheduler(total, pwr=2, final_lr=0, **warmup)
+        # MultiFactorScheduler wants increasing update counts >= 1 that come after warm-up.
+        marks = sorted({e * steps for e in decay_epochs if e > args.warmup_epochs}) or \
+            [total + 1]
+        return mx.lr_scheduler.MultiFactorScheduler(marks, factor=args.lr_decay, **warmup)
     from gluoncv.utils import LRScheduler, LRSequential
 
-    if args.lr_decay_period > 0:
-        decay_epochs = list(range(args.lr_decay_period, args.num_epochs,
-                                  args.lr_decay_period))
-    else:
-        try:
-            decay_epochs = [int(e) for e in args.lr_decay_epoch.split(',') if e.strip()]
-        except ValueError:
-            raise UsageError('--lr-decay-epoch must list integers like 40,60; got %r'
-                             % args.lr_decay_epoch) from None
     return LRSequential([
         LRScheduler('linear', base_lr=args.warmup_lr, target_lr=args.lr,
                     nepochs=args.warmup_epochs, iters_per_epoch=steps),
@@ -123,6 +142,15 @@ def _devices(args):
     return ctx, [str(w.message) for w in caught]
 
 
+def group_norm(in_channels=0, **kwargs):
+    """GroupNorm with 32 groups for ``--use-gn``, built like the hosts build their norms.
+
+    MXNet's own layer: GluonCV's ``GroupNorm`` calls ``Reshape`` with arguments MXNet 1.9
+    rejects. ``in_channels`` is accepted for the hosts' calls; GroupNorm infers it.
+    """
+    return gluon.nn.GroupNorm(num_groups=32, **kwargs)
+
+
 def _kvstore(kind):
     if kind.startswith('dist') and 'DMLC_ROLE' not in os.environ:
         raise UsageError('--kv-store %s needs the DMLC environment: start the workers with '
@@ -137,8 +165,7 @@ def _build_net(args, ctx, logger):
                    use_relu=not args.no_relu, last_gamma=args.last_gamma,
                    attention=args.attention, input_size=args.input_size)
     if args.use_gn:
-        from gluoncv.nn import GroupNorm
-        options['norm_layer'] = GroupNorm
+        options['norm_layer'] = group_norm
     net = get_model(args.model, **options)
     seed_everything(args.seed)
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
@@ -187,26 +214,29 @@ class _Run(object):
         return os.path.join(self.dir, name)
 
     def save_pair(self, stem, net, trainer):
-        """``stem.params`` and ``stem.states``, each written atomically."""
+        """``stem.params`` and (unless ``trainer`` is None) ``stem.states``, atomically."""
         atomic_write(self.path(stem + '.params'), net.save_parameters)
         if trainer is not None:
             atomic_write(self.path(stem + '.states'), trainer.save_states)
 
 
-def _restore(args, net, trainer, ctx, steps, logger):
-    """Start epoch and best error after ``--resume`` or the original's resume flags."""
+def _restore(args, net, trainer, ctx, logger):
+    """Start epoch and best error after ``--resume`` or the original's resume flags.
+
+    ``trainer`` is ``None`` when the optimizer states live on the servers (dist_async).
+    """
     if args.resume:
         state = load_checkpoint(args.resume, net, trainer, ctx=ctx)
         logger.info('resumed %s after epoch %d (best top-1 err %.4f)', args.resume,
                     state['epoch'], state['best_err'])
         return state['epoch'] + 1, state['best_err']
     if args.resume_states:
+        if trainer is None:
+            raise UsageError('--resume-states: under --kv-store dist_async the optimizer '
+                             'states live on the servers and cannot be loaded')
         if not os.path.isfile(args.resume_states):
             raise FileNotFoundError('trainer states not found: %s' % args.resume_states)
         trainer.load_states(args.resume_states)
-    else:
-        # Without saved states the schedule still has to continue where the run stopped.
-        trainer.optimizer.num_update = args.resume_epoch * steps
     return args.resume_epoch, 1.0
 
 
@@ -249,8 +279,8 @@ def _train_epoch(args, epoch, net, teacher, trainer, loss_fn, ctx, data_plan, ba
             else:
                 losses = [loss_fn(o, y) for o, y in zip(outputs, ys)]
         autograd.backward(losses)
-        # Gradients are summed over every device of every worker: divide by the global batch.
-        trainer.step(data_plan['global_batch'])
+        # Synchronous kvstores sum the gradients of every device of every worker.
+        trainer.step(data_plan['step_batch'])
         total_loss += sum(loss.sum().asscalar() for loss in losses)
         correct += sum((o.argmax(axis=1) == h).sum().asscalar() for o, h in zip(outputs, hard))
         samples += data.shape[0]
@@ -258,7 +288,9 @@ def _train_epoch(args, epoch, net, teacher, trainer, loss_fn, ctx, data_plan, ba
         if args.log_interval and (i + 1) % args.log_interval == 0:
             logger.info('Epoch[%d] Batch[%d] speed %.1f samples/s loss %.4f lr %.6f', epoch,
                         i + 1, samples * data_plan['parts'] / (time.time() - tic),
-                        total_loss / samples, trainer.learning_rate)
+                        total_loss / samples,
+                        trainer.optimizer.lr_scheduler(
+                            (epoch * steps + i + 1) * data_plan['updates'] // steps))
     return total_loss / samples, 1 - correct / samples, samples, seen
 
 
@@ -284,9 +316,15 @@ def _data_plan(args, kv, ctx):
     images = count_images(train, train_idx)
     count_images(val, val_idx)
     global_batch = batch * kv.num_workers
+    steps = max(1, images // global_batch)
+    # dist_async applies every worker's push as an update of its own, averaged over that
+    # worker's batch; the synchronous kvstores make one update of the global batch a step.
+    updates = steps * kv.num_workers if kv.type == 'dist_async' else steps
+    step_batch = batch if kv.type == 'dist_async' else global_batch
     return dict(train=train, train_idx=train_idx, val=val, val_idx=val_idx, batch=batch,
                 global_batch=global_batch, images=images, parts=kv.num_workers,
-                part=kv.rank, steps=max(1, images // global_batch), seed=args.seed * 1000)
+                part=kv.rank, steps=steps, updates=updates, step_batch=step_batch,
+                seed=args.seed * 1000)
 
 
 def _write_worker_report(args, kv, net, seen):
@@ -321,17 +359,24 @@ def run(args):
     net = _build_net(args, ctx, logger)
     teacher = build_teacher(args.teacher, args.teacher_params, args.classes, ctx,
                             args.dtype) if args.teacher else None
-    optimizer_params = {'wd': args.wd, 'momentum': args.momentum,
-                        'lr_scheduler': build_lr_scheduler(args, plan['steps'])}
+    on_servers = args.kv_store == 'dist_async'
+    # learning_rate: an optimizer overwrites its scheduler's base_lr with it.
+    optimizer_params = {'wd': args.wd, 'momentum': args.momentum, 'learning_rate': args.lr,
+                        'lr_scheduler': build_lr_scheduler(args, plan['updates'],
+                                                           native=on_servers)}
     if args.dtype == 'float16':
         optimizer_params['multi_precision'] = True
-    # update_on_kvstore=False: the trainer keeps the optimizer states, so they can be saved
-    # even under dist kvstores; the kvstore then only sums gradients.
+    # The kvstore only sums gradients and the trainer updates (update_on_kvstore=False), so
+    # the optimizer states stay here and can be saved, under dist_sync too. MXNet runs
+    # dist_async updates on the servers only, and their states cannot be saved.
     trainer = gluon.Trainer(net.collect_params(), 'nag', optimizer_params, kvstore=kv,
-                            update_on_kvstore=False)
-    start, best_err = _restore(args, net, trainer, ctx, plan['steps'], logger)
-    # A schedule saved with the states may be for another batch size or length: use ours.
-    trainer.optimizer.lr_scheduler = optimizer_params['lr_scheduler']
+                            update_on_kvstore=on_servers)
+    savable = None if on_servers else trainer
+    start, best_err = _restore(args, net, savable, ctx, logger)
+    # The schedule continues at the start epoch; states saved with another batch size or
+    # run length carry another schedule, so ours replaces it.
+    schedule = trainer.optimizer.lr_scheduler = optimizer_params['lr_scheduler']
+    trainer.optimizer.num_update = start * plan['updates']
     files = _Run(args, kv.rank)
     metrics = MetricsLog(files.path('metrics.jsonl'), resume_epoch=start - 1 if start else None) \
         if rank0 else None
@@ -352,7 +397,7 @@ def run(args):
                           ctx, dtype=args.dtype)
         record = {'epoch': epoch, 'train_loss': loss, 'train_top1_err': train_err,
                   'val_top1_err': val['top1_err'], 'val_top5_err': val['top5_err'],
-                  'lr': trainer.learning_rate, 'seconds': seconds,
+                  'lr': schedule((epoch + 1) * plan['updates']), 'seconds': seconds,
                   'samples_per_sec': samples * kv.num_workers / seconds}
         metrics.append(record)
         logger.info('[Epoch %d] train loss %.4f top-1 err %.4f | val top-1 err %.4f top-5 '
@@ -362,17 +407,17 @@ def run(args):
         if val['top1_err'] < best_err:
             best_err, best_epoch = val['top1_err'], epoch
             files.save_pair('%.4f-imagenet-%s-%d-best' % (best_err, files.tag, epoch),
-                            net, trainer)
+                            net, savable)
         if args.save_frequency and (epoch + 1) % args.save_frequency == 0:
-            files.save_pair('imagenet-%s-%d' % (files.tag, epoch), net, trainer)
-        save_checkpoint(files.checkpoint, net, trainer,
+            files.save_pair('imagenet-%s-%d' % (files.tag, epoch), net, savable)
+        save_checkpoint(files.checkpoint, net, savable,
                         {'epoch': epoch, 'best_err': best_err, 'args': vars(args)})
         plot_history(metrics.records, files.path('history.png'), {
             'train top-1 err': lambda r: r['train_top1_err'],
             'val top-1 err': lambda r: r['val_top1_err'],
             'val top-5 err': lambda r: r['val_top5_err']}, title=files.tag)
     if rank0:
-        files.save_pair('imagenet-%s-%d' % (files.tag, args.num_epochs - 1), net, trainer)
+        files.save_pair('imagenet-%s-%d' % (files.tag, args.num_epochs - 1), net, savable)
     if args.worker_report:
         _write_worker_report(args, kv, net, seen)
     return {'best_err': best_err, 'best_epoch': best_epoch,

@@ -192,3 +192,15 @@ def test_a_failing_dist_worker_exits_hard(monkeypatch, capsys):
         train.main(['--model', 'nope'])
     assert codes == [2]
     assert capsys.readouterr().err.startswith('error: --model must be')
+
+
+@pytest.mark.parametrize('mode', ['cosine', 'poly', 'step'])
+def test_server_side_schedule_matches_gluoncv(mode):
+    # dist_async unpickles the optimizer on the servers, which cannot import GluonCV.
+    args = parse_args(['--lr', '0.4', '--num-epochs', '4', '--warmup-epochs', '1',
+                       '--lr-mode', mode, '--lr-decay-epoch', '2,3'])
+    gluoncv, native = (train.build_lr_scheduler(args, 10, native=n) for n in (False, True))
+    assert type(native).__module__.startswith('mxnet.')
+    # The two count warm-up updates one apart: at most lr / steps between them.
+    for update in range(0, 40, 3):
+        assert native(update) == pytest.approx(gluoncv(update), abs=0.04 + 1e-6), update
