@@ -15,6 +15,8 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon.data.vision import transforms
 
+from ..training.seeding import seed_everything
+
 __all__ = ['MEAN_RGB', 'STD_RGB', 'JITTER', 'LIGHTING', 'val_resize', 'count_images',
            'ShardSampler', 'train_batches', 'val_batches', 'preprocess_image',
            'pack_folder', 'write_synthetic_imagenet']
@@ -98,6 +100,27 @@ class ShardSampler(gluon.data.Sampler):
         return self.length
 
 
+class _SeededAugmentation(gluon.data.Dataset):
+    """Training samples whose random augmentation is seeded by (``seed``, index).
+
+    Loader processes start as copies of one random state, so unseeded they would draw the
+    same crops for different samples; seeded per sample, every sample gets its own draw
+    and an epoch's augmentation does not depend on the number of loader processes (a
+    resumed run repeats it exactly).
+    """
+
+    def __init__(self, dataset, transform, seed):
+        self._dataset, self._transform, self._seed = dataset, transform, seed
+
+    def __len__(self):
+        return len(self._dataset)
+
+    def __getitem__(self, idx):
+        image, label = self._dataset[idx]
+        seed_everything(self._seed, idx)
+        return self._transform(image), label
+
+
 def _normalize():
     return transforms.Normalize([m / 255 for m in MEAN_RGB], [s / 255 for s in STD_RGB])
 
@@ -139,6 +162,11 @@ def _record_iter(rec, idx, batch_size, input_size, num_workers, num_parts, part_
         pca_noise=LIGHTING, **common)
 
 
+def _processes(num_workers):
+    # More loader processes than cores only add memory (-j 48 is meant for decoding threads).
+    return min(max(0, num_workers), os.cpu_count() or 1)
+
+
 def _unpinned(data):
     # ImageRecordIter fills pinned memory; hybridized blocks insist on their own context.
     return data.as_in_context(mx.cpu())
@@ -159,12 +187,14 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
         Images per batch on this worker.
     input_size : int
     num_workers : int, default 4
-        Decoding threads (record files) or loader processes (folders).
+        Decoding threads (record files) or loader processes (folders; at most the core
+        count).
     num_parts, part_index : int
         Shard of this worker.
     seed : int, default 0
-        Shuffle and augmentation seed of record files; vary it per epoch. Folders draw
-        from the global generators instead.
+        Augmentation seed (and the shuffle seed of record files); vary it per epoch.
+        Folders shuffle with NumPy's global generator and seed each image's augmentation
+        from ``seed`` and its index.
     idx : str, optional
         Index file of ``path``; defaults to ``path`` with ``.idx``.
     seen : list, optional
@@ -194,9 +224,9 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
     if seen is not None:
         seen.extend(order)
     loader = gluon.data.DataLoader(
-        dataset.transform_first(_train_transform(input_size)),
+        _SeededAugmentation(dataset, _train_transform(input_size), seed),
         batch_sampler=[order[i:i + batch_size] for i in range(0, len(order), batch_size)],
-        num_workers=num_workers)
+        num_workers=_processes(num_workers))
     for data, label in loader:
         yield data, label.astype('float32')
 
@@ -231,7 +261,8 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
     dataset = gluon.data.vision.ImageFolderDataset(path)
     loader = gluon.data.DataLoader(
         dataset.transform_first(_val_transform(input_size, crop_ratio)),
-        batch_size=batch_size, shuffle=False, last_batch='keep', num_workers=num_workers)
+        batch_size=batch_size, shuffle=False, last_batch='keep',
+        num_workers=_processes(num_workers))
     for data, label in loader:
         yield data, label.astype('float32')
 

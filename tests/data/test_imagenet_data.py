@@ -87,3 +87,12 @@ def test_pack_folder_numbers_classes_like_image_folder_dataset(tiny, tmp_path):
     labels = [mx.recordio.unpack(record.read_idx(i))[0].label for i in range(9)]
     dataset = mx.gluon.data.vision.ImageFolderDataset(os.path.join(tiny, 'val'))
     assert labels == [float(dataset[i][1]) for i in range(9)]
+
+
+def test_folder_augmentation_does_not_depend_on_loader_processes(tiny):
+    def epoch(workers):
+        np.random.seed(0)
+        return np.concatenate([d.asnumpy() for d, _ in train_batches(
+            os.path.join(tiny, 'train'), 2, 6, 32, num_workers=workers, seed=7)])
+    alone, parallel = epoch(0), epoch(2)
+    np.testing.assert_allclose(alone, parallel, atol=1e-6)
