@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(PY) -m gluon_atac.demo --out runs/demo
 
 bench: $(STAMP)
-	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/throughput.py --act-types relu,chaatac,chaatac-gluon
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

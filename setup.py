@@ -8,6 +8,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["gluon_atac", "gluon_atac.*"]),
+    package_data={"gluon_atac.ops": ["*.cc"]},
     python_requires=">=3.8,<3.12",
     install_requires=[
         "numpy==1.23.5",

@@ -164,12 +164,22 @@ def rss_probe(args, ctx):
 
 
 def memory(args, argv):
-    """Peak RSS of a training step for each act type, each in a fresh process."""
-    out = {}
+    """Peak RSS of a training step for each act type, each in a fresh process.
+
+    The probes run concurrently: resident memory is per process, so they do not disturb
+    each other's figure.
+    """
+    procs = {}
     for act in args.act_types:
         cmd = [sys.executable, os.path.abspath(__file__)] + list(argv) + ['--rss-probe', act]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        out[act] = json.loads(proc.stdout.strip().splitlines()[-1])
+        procs[act] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+    out = {}
+    for act, proc in procs.items():
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError('memory probe for %s failed:\n%s' % (act, stderr[-2000:]))
+        out[act] = json.loads(stdout.strip().splitlines()[-1])
     return out
 
 

@@ -3,6 +3,7 @@ __version__ = '0.1.0'
 
 from .nn import (ChaATAC, XUnit, get_activation, activation_names, get_attention,
                  attention_names)
+from . import ops
 from .model_zoo import get_model, get_model_list
 from .utils.counting import count_params, count_flops
 from .utils.params import load_parameters, check_parameters, ParamsMismatchError

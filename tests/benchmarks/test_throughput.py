@@ -1,0 +1,40 @@
+"""The throughput benchmark runs end to end on a tiny configuration (no timing asserted)."""
+import json
+import os
+import runpy
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, 'benchmarks',
+                      'throughput.py')
+
+
+@pytest.fixture(scope='module')
+def bench():
+    return runpy.run_path(SCRIPT, run_name='throughput')
+
+
+def test_tiny_run_reports_ratios_memory_and_json(bench, tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    bench['main'](['--model', 'cifar_resnet8_v2', '--act-types', 'relu,chaatac-gluon',
+                   '--batch-size', '2', '--input-size', '8', '--warmup', '1', '--windows', '2',
+                   '--iters', '1', '--json', str(out)])
+    report = json.loads(out.read_text())
+    for mode in ('infer', 'train'):
+        rows = report['throughput'][mode]
+        assert set(rows) == {'relu', 'chaatac-gluon'}
+        assert rows['relu']['ratio_vs_relu'] == pytest.approx(1.0)
+        assert all(row['images_per_s'] > 0 and len(row['windows_images_per_s']) == 2
+                   for row in rows.values())
+    assert set(report['train_memory']) == {'relu', 'chaatac-gluon'}
+    assert all(m['peak_rss_mb'] > 0 for m in report['train_memory'].values())
+    printed = capsys.readouterr().out
+    assert 'ratio' in printed and 'peak RSS' in printed
+
+
+def test_bad_mode_and_context_are_rejected(bench):
+    with pytest.raises(SystemExit):
+        bench['main'](['--mode', 'fly', '--no-memory'])
+    with pytest.raises(ValueError):
+        bench['parse_ctx']('tpu(0)')
+    assert str(bench['parse_ctx']('gpu(1)')) == 'gpu(1)'

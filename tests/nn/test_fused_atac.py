@@ -1,0 +1,173 @@
+"""The fused ATAC gate computes what the Gluon graph computes, and falls back when it can't."""
+import shutil
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon
+
+from gluon_atac import get_model, ops
+from gluon_atac.nn import ChaATAC
+
+pytestmark = pytest.mark.skipif(shutil.which('g++') is None, reason='no C++ compiler')
+
+
+@pytest.fixture(scope='module', autouse=True)
+def library():
+    """The native library must build and load wherever g++ exists (CI included)."""
+    assert ops.load() is not None
+
+
+def make_unit(fused, channels=16, use_relu=True, use_global=False, seed=0, **kwargs):
+    """A unit with random weights and non-trivial BN affine and running statistics."""
+    unit = ChaATAC(channels, 2, use_relu=use_relu, use_global=use_global, **kwargs)
+    unit.fused = None if fused else False
+    unit.initialize(mx.init.Normal(0.5))
+    rng = np.random.RandomState(seed)
+    for name, param in sorted(unit.collect_params().items()):
+        if name.endswith(('gamma', 'running_var')):
+            value = rng.uniform(0.5, 1.5, param.shape)
+        elif name.endswith(('beta', 'running_mean')):
+            value = rng.normal(0, 0.3, param.shape)
+        else:
+            value = rng.normal(0, 0.5, param.shape)
+        param.set_data(mx.nd.array(value))
+    return unit
+
+
+def run(unit, x, train, record=True):
+    """Output, input gradient, and every parameter's gradient (or value if it has none)."""
+    x = x.copy()
+    x.attach_grad()
+    dy = mx.nd.array(np.cos(np.arange(x.size)).reshape(x.shape))
+    if record:
+        with autograd.record(train_mode=train):
+            y = unit(x)
+        y.backward(dy)
+    else:
+        y = unit(x)
+    out = {'y': y.asnumpy(), 'dx': x.grad.asnumpy()}
+    for name, param in unit.collect_params().items():
+        short = name[len(unit.prefix):]
+        out[short] = (param.grad() if param.grad_req != 'null' else param.data()).asnumpy()
+    return out
+
+
+def assert_same(fast, ref):
+    assert fast.keys() == ref.keys()
+    for key in ref:
+        scale = max(1.0, np.abs(ref[key]).max())
+        np.testing.assert_allclose(fast[key], ref[key], rtol=1e-4, atol=2e-5 * scale,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+@pytest.mark.parametrize('use_relu', [True, False])
+@pytest.mark.parametrize('shape', [(4, 16, 8, 8), (3, 16, 7, 5)])
+def test_training_step_matches_gluon(shape, use_relu, hybridize):
+    """Batch-statistics forward, all gradients and the running statistics it moves."""
+    fast, ref = make_unit(True, use_relu=use_relu), make_unit(False, use_relu=use_relu)
+    assert fast._fusable() and not ref._fusable()
+    if hybridize:
+        fast.hybridize()
+        ref.hybridize()
+    x = mx.nd.array(np.random.RandomState(1).normal(0, 1, shape))
+    assert_same(run(fast, x, train=True), run(ref, x, train=True))
+    # a second step starts from the moved running statistics and the same weights
+    assert_same(run(fast, x * 2, train=True), run(ref, x * 2, train=True))
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_inference_and_its_gradient_are_exact(hybridize):
+    """Running statistics in the forward, and the true gradient through them.
+
+    Under ``autograd.record(train_mode=False)`` MXNet's BatchNorm backward does not
+    differentiate the function its forward computed (finite differences disagree with
+    it), so the reference is the same unit with ``use_global_stats=True``, whose
+    BatchNorm is the fixed affine map the inference forward applies.
+    """
+    fast = make_unit(True, channels=32)
+    ref = make_unit(False, channels=32, norm_kwargs={'use_global_stats': True})
+    gluon_graph = make_unit(False, channels=32)
+    if hybridize:
+        for unit in (fast, ref, gluon_graph):
+            unit.hybridize()
+    x = mx.nd.array(np.random.RandomState(2).normal(0, 1, (2, 32, 6, 6)))
+    np.testing.assert_allclose(fast(x).asnumpy(), gluon_graph(x).asnumpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert_same(run(fast, x, train=False), run(ref, x, train=False))
+
+
+class FrozenStatsBN(gluon.nn.BatchNorm):
+    """A norm layer that is not plain BatchNorm: the fused path must not take it."""
+
+
+@pytest.mark.parametrize('kwargs', [
+    {'use_global': True},
+    {'norm_layer': FrozenStatsBN},
+    {'norm_kwargs': {'use_global_stats': True}},
+    {'norm_kwargs': {'scale': False}},
+])
+def test_unsupported_configurations_fall_back_and_still_work(kwargs):
+    unit = make_unit(True, **kwargs)
+    assert not unit._fusable()
+    x = mx.nd.array(np.random.RandomState(3).normal(0, 1, (2, 16, 4, 4)))
+    out = run(unit, x, train=True)
+    assert np.isfinite(out['y']).all() and np.isfinite(out['dx']).all()
+
+
+def test_gradient_accumulation_falls_back():
+    unit = make_unit(True)
+    unit.collect_params().setattr('grad_req', 'add')
+    for param in unit.collect_params().values():
+        if 'running' in param.name:
+            param.grad_req = 'null'
+    assert not unit._fusable()
+
+
+def test_fused_flag_off_uses_gluon():
+    unit = make_unit(True)
+    assert unit._fusable()
+    unit.fused = False
+    assert not unit._fusable()
+
+
+def test_open_atac_fixture_gives_its_logits_through_the_fused_path(open_atac_dir):
+    """The original's parameter file loads into the fused model and gives its logits."""
+    data = np.load('%s/r20_b3_chaatac_r2_relu_c100.npz' % open_atac_dir)
+    net = get_model('cifar_resnet20_v2', classes=100,
+                    pretrained='%s/r20_b3_chaatac_r2_relu_c100.params' % open_atac_dir)
+    assert all(b._fusable() for b in _walk(net) if isinstance(b, ChaATAC))
+    net.hybridize()
+    logits = net(mx.nd.array(data['x'])).asnumpy()
+    np.testing.assert_allclose(logits, data['y'], rtol=1e-4, atol=1e-4)
+
+
+def test_whole_network_training_step_matches_gluon():
+    """A CIFAR ResNet-8 with ATAC everywhere: loss gradients of every parameter agree."""
+    x = mx.nd.array(np.random.RandomState(4).uniform(-1, 1, (4, 3, 16, 16)))
+    label = mx.nd.array([0, 1, 2, 3])
+    grads = []
+    for fused in (True, False):
+        mx.random.seed(7)
+        net = get_model('cifar_resnet8_v2', classes=10)
+        net.initialize(mx.init.MSRAPrelu())
+        n_fused = 0
+        for block in _walk(net):
+            if isinstance(block, ChaATAC):
+                block.fused = None if fused else False
+                n_fused += block._fusable()
+        assert n_fused == (7 if fused else 0)
+        net.hybridize()
+        with autograd.record():
+            loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), label)
+        loss.backward()
+        grads.append({k[len(net.prefix):]: (p.grad() if p.grad_req != 'null' else p.data())
+                      .asnumpy() for k, p in net.collect_params().items()})
+    assert_same(*grads)
+
+
+def _walk(block):
+    yield block
+    for child in block._children.values():
+        yield from _walk(child)
