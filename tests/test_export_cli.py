@@ -57,6 +57,19 @@ def test_export_reimports_with_the_same_outputs(setup, tmp_path):
                                atol=1e-5)
 
 
+def test_export_of_an_original_file_gives_the_original_logits(open_atac_dir, tmp_path):
+    # Parameters and logits written by the original open-atac code (ResNet-20, ATAC r=2).
+    stem = os.path.join(open_atac_dir, 'r20_b3_chaatac_r2_relu_c100')
+    prefix = str(tmp_path / 'r20')
+    main(['cifar_resnet20_v2', '--params', stem + '.params', '--act-type', 'ChaATAC', '--r',
+          '2', '--classes', '100', '--input-size', '32', '--out', prefix])
+    net = mx.gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'],
+                                       prefix + '-0000.params')
+    data = np.load(stem + '.npz')
+    np.testing.assert_allclose(net(mx.nd.array(data['x'])).asnumpy(), data['y'], rtol=1e-4,
+                               atol=1e-4)
+
+
 def test_int8_is_close_and_reports_agreement_and_speed(setup, tmp_path, capsys):
     prefix = str(tmp_path / 'r18_int8')
     report = main(setup.flags + ['--out', prefix, '--quantize', 'int8', '--calib-data',
