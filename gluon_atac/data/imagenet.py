@@ -250,6 +250,8 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
         Images and labels; the last batch may be smaller.
     """
     if _is_rec(path):
+        # ImageRecordIter refuses a batch larger than the file.
+        batch_size = min(batch_size, count_images(path, idx))
         it = _record_iter(path, idx, batch_size, input_size, num_workers, 1, 0,
                           train=False, crop_ratio=crop_ratio)
         for batch in it:

@@ -96,13 +96,15 @@ def build_lr_scheduler(args, steps, native=False):
         return mx.lr_scheduler.MultiFactorScheduler(marks, factor=args.lr_decay, **warmup)
     from gluoncv.utils import LRScheduler, LRSequential
 
+    def phase(mode, epochs, **kwargs):
+        # GluonCV divides by (iterations - 1); a one-iteration phase is its first value.
+        mode = 'constant' if epochs * steps == 1 else mode
+        return LRScheduler(mode, nepochs=epochs, iters_per_epoch=steps, **kwargs)
     return LRSequential([
-        LRScheduler('linear', base_lr=args.warmup_lr, target_lr=args.lr,
-                    nepochs=args.warmup_epochs, iters_per_epoch=steps),
-        LRScheduler(args.lr_mode, base_lr=args.lr, target_lr=0,
-                    nepochs=args.num_epochs - args.warmup_epochs, iters_per_epoch=steps,
-                    step_epoch=[e - args.warmup_epochs for e in decay_epochs],
-                    step_factor=args.lr_decay, power=2)])
+        phase('linear', args.warmup_epochs, base_lr=args.warmup_lr, target_lr=args.lr),
+        phase(args.lr_mode, args.num_epochs - args.warmup_epochs, base_lr=args.lr,
+              target_lr=0, step_epoch=[e - args.warmup_epochs for e in decay_epochs],
+              step_factor=args.lr_decay, power=2)])
 
 
 def smooth_labels(label, classes, eta):
@@ -304,7 +306,25 @@ def _loss(args):
     return gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=sparse)
 
 
-def _data_plan(args, kv, ctx):
+def _per_device_batch(args, images, kv, ctx, logger):
+    """``--batch-size``, lowered when a worker's shard cannot fill one batch.
+
+    ``ImageRecordIter`` refuses batches larger than its data; lowering (with a warning)
+    lets a recipe run unchanged as a smoke test on a small set.
+    """
+    shard = images // kv.num_workers
+    if args.batch_size * len(ctx) <= shard:
+        return args.batch_size
+    per_device = shard // len(ctx)
+    if per_device < 1:
+        raise UsageError('%d training images cannot give each of %d workers x %d devices '
+                         'an image' % (images, kv.num_workers, len(ctx)))
+    logger.warning('only %d training images per worker: batch size per device lowered '
+                   'from %d to %d', shard, args.batch_size, per_device)
+    return per_device
+
+
+def _data_plan(args, kv, ctx, logger):
     """Paths, shard and batch accounting of this worker."""
     if args.use_rec:
         train, train_idx, val, val_idx = (args.rec_train, args.rec_train_idx, args.rec_val,
@@ -312,9 +332,9 @@ def _data_plan(args, kv, ctx):
     else:
         train, val = (os.path.join(args.data_dir, s) for s in ('train', 'val'))
         train_idx = val_idx = None
-    batch = args.batch_size * len(ctx)
     images = count_images(train, train_idx)
     count_images(val, val_idx)
+    batch = _per_device_batch(args, images, kv, ctx, logger) * len(ctx)
     global_batch = batch * kv.num_workers
     steps = max(1, images // global_batch)
     # dist_async applies every worker's push as an update of its own, averaged over that
@@ -352,16 +372,15 @@ def run(args):
                            name='gluon_atac.imagenet.rank%d' % kv.rank)
     for note in notes:
         logger.warning('%s', note)
-    plan = _data_plan(args, kv, ctx)
+    plan = _data_plan(args, kv, ctx, logger)
     logger.info('%d training images, %d workers x %d devices x %d per device = global batch '
                 '%d, %d steps per epoch', plan['images'], kv.num_workers, len(ctx),
-                args.batch_size, plan['global_batch'], plan['steps'])
+                plan['batch'] // len(ctx), plan['global_batch'], plan['steps'])
     net = _build_net(args, ctx, logger)
     teacher = build_teacher(args.teacher, args.teacher_params, args.classes, ctx,
                             args.dtype) if args.teacher else None
     on_servers = args.kv_store == 'dist_async'
-    # learning_rate: an optimizer overwrites its scheduler's base_lr with it.
-    optimizer_params = {'wd': args.wd, 'momentum': args.momentum, 'learning_rate': args.lr,
+    optimizer_params = {'wd': args.wd, 'momentum': args.momentum,
                         'lr_scheduler': build_lr_scheduler(args, plan['updates'],
                                                            native=on_servers)}
     if args.dtype == 'float16':

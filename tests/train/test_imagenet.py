@@ -62,9 +62,10 @@ def test_float16_on_cpu_is_a_clean_exit_2(tmp_path, monkeypatch, capsys):
 
 def test_published_command_runs_on_a_record_file(tiny, tmp_path):
     # The published line verbatim; later flags override only what a CPU smoke run needs.
+    # Its batch of 2 x 128 exceeds the 24 images and is lowered to 2 x 12 (one step).
     result = train.run(parse_args(PUBLISHED + rec_flags(tiny) + out_flags(tmp_path) + [
-        '--dtype', 'float32', '--num-epochs', '1', '--warmup-epochs', '0', '--batch-size',
-        '6', '--input-size', '32', '-j', '2', '--classes', '4', '--no-progress']))
+        '--dtype', 'float32', '--num-epochs', '1', '--warmup-epochs', '0', '--input-size',
+        '32', '-j', '2', '--classes', '4', '--no-progress']))
     records = read_metrics(str(tmp_path / 'metrics.jsonl'))
     assert [r['epoch'] for r in records] == [0]
     for key in ('train_loss', 'val_top1_err', 'val_top5_err', 'lr', 'seconds',
@@ -75,6 +76,8 @@ def test_published_command_runs_on_a_record_file(tiny, tmp_path):
     assert {best + '.params', best + '.states', 'imagenet-ResNet50_v1b_ChaATAC-0.params',
             'checkpoint.ckpt'} <= files
     assert not [f for f in files if f.startswith('.')], 'temporary files left behind'
+    log = (tmp_path / 'train.log').read_text()
+    assert 'batch size per device lowered from 128 to 12' in log
 
 
 class _Interrupt(Exception):
