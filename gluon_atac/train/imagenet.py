@@ -26,9 +26,9 @@ from ..data.imagenet import count_images, train_batches, val_batches
 from ..evaluate import topk_errors
 from ..model_zoo import get_model, get_model_list
 from ..nn import canonical_name
-from ..training import (MetricsLog, atomic_write, load_checkpoint, parse_devices,
-                        plot_history, progress, save_checkpoint, seed_everything,
-                        setup_logging)
+from ..training import (MetricsLog, atomic_write, epoch_seed, load_checkpoint,
+                        parse_devices, plot_history, progress, save_checkpoint,
+                        seed_everything, setup_logging)
 from ..utils.counting import count_params
 from ..utils.params import load_parameters
 from .evaluation import split_batch
@@ -242,12 +242,12 @@ def _restore(args, net, trainer, ctx, logger):
     return args.resume_epoch, 1.0
 
 
-def _targets(args, label, epoch, classes):
+def _targets(args, label, epoch, classes, rng):
     """Training inputs' targets after mixup/label smoothing, and the mixing weight."""
     eta = _SMOOTHING if args.label_smoothing else 0.0
     if args.mixup:
         lam = 1.0 if epoch >= args.num_epochs - args.mixup_off_epoch else \
-            float(np.random.beta(args.mixup_alpha, args.mixup_alpha))
+            float(rng.beta(args.mixup_alpha, args.mixup_alpha))
         target = lam * smooth_labels(label, classes, eta) + \
             (1 - lam) * smooth_labels(label[::-1], classes, eta)
         return target, lam
@@ -260,12 +260,14 @@ def _train_epoch(args, epoch, net, teacher, trainer, loss_fn, ctx, data_plan, ba
     """One epoch over this worker's shard; returns (mean loss, top-1 err, samples, seen)."""
     batch_size, steps = data_plan['batch'], data_plan['steps']
     total_loss, correct, samples, seen = 0.0, 0.0, 0, []
+    # Its own generator: loading folder images in this process re-seeds the global ones.
+    rng = np.random.RandomState(epoch_seed(args.seed, epoch))
     tic = time.time()
     for i, (data, label) in enumerate(train_batches(
             data_plan['train'], steps, batch_size, args.input_size, args.num_workers,
             data_plan['parts'], data_plan['part'], seed=data_plan['seed'] + epoch,
             idx=data_plan['train_idx'], seen=seen)):
-        target, lam = _targets(args, label, epoch, args.classes)
+        target, lam = _targets(args, label, epoch, args.classes, rng)
         if lam != 1.0:
             data = lam * data + (1 - lam) * data[::-1]
         xs, ys = split_batch(data, target, ctx)
