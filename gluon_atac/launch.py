@@ -111,15 +111,22 @@ class Job(object):
         self.out = out or sys.stdout
         self.lock = threading.Lock()
         self.procs, self.threads = [], []
-        for label, argv, env in specs:
-            proc = subprocess.Popen(argv, env=dict(os.environ, **env), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            thread = threading.Thread(target=self._pump, args=(label, proc.stdout),
-                                      daemon=True)
-            thread.start()
-            self.procs.append((label, proc))
-            self.threads.append(thread)
+        try:
+            for label, argv, env in specs:
+                self._start(label, argv, env)
+        except BaseException:
+            # A command that cannot start must not leave the started ones running.
+            self.stop()
+            raise
+
+    def _start(self, label, argv, env):
+        proc = subprocess.Popen(argv, env=dict(os.environ, **env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        thread = threading.Thread(target=self._pump, args=(label, proc.stdout), daemon=True)
+        thread.start()
+        self.procs.append((label, proc))
+        self.threads.append(thread)
 
     def _pump(self, label, stream):
         for raw in iter(stream.readline, b''):

@@ -70,6 +70,13 @@ def test_command_is_required(capsys):
     assert capsys.readouterr().err.startswith('error: give the command after --')
 
 
+def test_a_command_that_cannot_start_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(['-n', '1', '-s', '1', '--', str(tmp_path / 'absent-command')])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith('error: [Errno 2] No such file')
+
+
 def test_two_workers_train_in_sync_on_disjoint_shards(tmp_path):
     data = write_synthetic_imagenet(str(tmp_path / 'data'), classes=4, train_per_class=4,
                                     val_per_class=1, size=40)
