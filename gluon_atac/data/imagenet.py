@@ -168,7 +168,8 @@ def _processes(num_workers):
 
 
 def _unpinned(data):
-    # ImageRecordIter fills pinned memory; hybridized blocks insist on their own context.
+    # ImageRecordIter fills pinned memory, and a hybridized block on mx.cpu() refuses it;
+    # validation batches are small enough to copy so they can be fed directly.
     return data.as_in_context(mx.cpu())
 
 
@@ -204,7 +205,8 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
     Yields
     ------
     (NDArray, NDArray)
-        Float32 ``N x 3 x S x S`` images and class labels, on ``mx.cpu()``.
+        Float32 ``N x 3 x S x S`` images and class labels; from record files in pinned
+        CPU memory (fast copies to GPUs; spread them with ``split_and_load``).
     """
     if _is_rec(path):
         it = _record_iter(path, idx, batch_size, input_size, num_workers, num_parts,
@@ -212,7 +214,7 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
         done = 0
         while done < steps:
             for batch in it:
-                yield _unpinned(batch.data[0]), batch.label[0]
+                yield batch.data[0], batch.label[0]
                 done += 1
                 if done == steps:
                     return
@@ -247,7 +249,7 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
     Yields
     ------
     (NDArray, NDArray)
-        Images and labels; the last batch may be smaller.
+        Images (on ``mx.cpu()``) and labels; the last batch may be smaller.
     """
     if _is_rec(path):
         # ImageRecordIter refuses a batch larger than the file.
