@@ -68,12 +68,13 @@ def _plot(path, rows):
     import matplotlib.pyplot as plt
 
     fig, (curves, costs) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for r in rows:
+    colors = ['tab:blue', 'tab:red']
+    for r, color in zip(rows, colors):
         epochs = [m['epoch'] for m in r['records']]
-        curves.plot(epochs, [m['val_acc'] for m in r['records']], marker='o',
+        curves.plot(epochs, [m['val_acc'] for m in r['records']], marker='o', color=color,
                     label='%s test (best %.4f)' % (r['act'], r['best_acc']))
         curves.plot(epochs, [m['train_acc'] for m in r['records']], linestyle='--',
-                    label='%s train' % r['act'])
+                    color=color, alpha=0.6, label='%s train' % r['act'])
     curves.set_xlabel('epoch')
     curves.set_ylabel('accuracy')
     curves.set_title('mnist5k, %s' % MODEL)
@@ -81,25 +82,29 @@ def _plot(path, rows):
     curves.legend(fontsize=8)
     names = [r['act'] for r in rows]
     positions = range(len(rows))
-    costs.bar([p - 0.2 for p in positions], [r['params'] / 1e3 for r in rows], 0.4,
-              label='params (K)')
+    params = costs.bar([p - 0.2 for p in positions], [r['params'] / 1e3 for r in rows], 0.4,
+                       color='tab:gray', label='params (K)')
     twin = costs.twinx()
-    twin.bar([p + 0.2 for p in positions], [r['gmacs'] * 1e3 for r in rows], 0.4,
-             color='tab:orange', label='MMACs')
+    macs = twin.bar([p + 0.2 for p in positions], [r['gmacs'] * 1e3 for r in rows], 0.4,
+                    color='tab:orange', label='MMACs')
+    costs.bar_label(params, fmt='%.1f', fontsize=8)
+    twin.bar_label(macs, fmt='%.1f', fontsize=8)
     costs.set_xticks(list(positions))
     costs.set_xticklabels(names)
     costs.set_ylabel('parameters (thousands)')
     twin.set_ylabel('multiply-adds per image (millions)')
     costs.set_title('cost per network')
-    costs.legend(loc='upper left', fontsize=8)
-    twin.legend(loc='upper right', fontsize=8)
+    # Head room above the bars for their labels and the legend.
+    costs.set_ylim(0, 1.3 * max(r['params'] for r in rows) / 1e3)
+    twin.set_ylim(0, 1.3 * max(r['gmacs'] for r in rows) * 1e3)
+    twin.legend(handles=[params, macs], loc='upper left', fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
-def run_demo(out='runs/demo', epochs=6, no_progress=False):
+def run_demo(out='runs/demo', epochs=5, no_progress=False):
     """Train, re-evaluate and compare ReLU and ATAC ResNet-20 on mnist5k.
 
     Parameters
@@ -107,7 +112,7 @@ def run_demo(out='runs/demo', epochs=6, no_progress=False):
     out : str, default 'runs/demo'
         Receives one run folder per activation, ``export/``, ``summary.md`` and
         ``compare.png``.
-    epochs : int, default 6
+    epochs : int, default 5
     no_progress : bool, default False
 
     Returns
@@ -144,7 +149,7 @@ def main(argv=None):
     """Command line of the demo (``python -m gluon_atac.demo --out runs/demo``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='runs/demo')
-    parser.add_argument('--epochs', type=int, default=6)
+    parser.add_argument('--epochs', type=int, default=5)
     parser.add_argument('--no-progress', action='store_true')
     args = parser.parse_args(argv)
     return run_demo(args.out, args.epochs, args.no_progress)
