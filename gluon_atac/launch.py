@@ -194,12 +194,7 @@ class Job(object):
 
 def _split_command(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if '--' not in argv:
-        raise UsageError('give the command after --, e.g. -n 2 -s 1 -- python '
-                         'train_imagenet.py --kv-store dist_sync ...')
-    cut = argv.index('--')
-    if cut == len(argv) - 1:
-        raise UsageError('no command after --')
+    cut = argv.index('--') if '--' in argv else len(argv)
     return argv[:cut], argv[cut + 1:]
 
 
@@ -226,6 +221,9 @@ def main(argv=None):
     parser.add_argument('--cwd', default=os.getcwd(),
                         help='working directory on the hosts (default: this one)')
     args = parser.parse_args(own)
+    if not command:
+        raise UsageError('give the command after --, e.g. -n 2 -s 1 -- python '
+                         'train_imagenet.py --kv-store dist_sync ...')
     servers = args.num_workers if args.num_servers is None else args.num_servers
     if args.num_workers < 1 or servers < 1:
         raise UsageError('-n and -s must be >= 1')

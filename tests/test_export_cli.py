@@ -101,11 +101,18 @@ def test_int8_needs_calibration_data(setup, tmp_path, capsys):
 def test_module_and_function_do_not_clash():
     import gluon_atac.export  # noqa: F401 -- importing the CLI must not rebind the name
     assert isinstance(ga.export, types.FunctionType)
-    result = subprocess.run([sys.executable, '-m', 'gluon_atac.export', '--help'], cwd=REPO,
+
+
+@pytest.mark.parametrize('module, flag', [('gluon_atac.export', '--quantize'),
+                                          ('gluon_atac.evaluate', '--data'),
+                                          ('gluon_atac.launch', '--hosts')])
+def test_python_m_runs_without_warnings(module, flag):
+    # runpy warns when `import gluon_atac` has already imported the module it runs.
+    result = subprocess.run([sys.executable, '-m', module, '--help'], cwd=REPO,
                             env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert result.returncode == 0
-    assert '--quantize' in result.stdout and 'Warning' not in result.stderr
+    assert flag in result.stdout and 'Warning' not in result.stderr
 
 
 def test_readme_example_classifies_an_image(tmp_path, monkeypatch, capsys):
