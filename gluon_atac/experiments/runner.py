@@ -146,6 +146,19 @@ def _load_manifest(run):
     return manifest
 
 
+def _running_elsewhere(manifest):
+    """Whether another runner's training process for this run is still alive."""
+    if not manifest or manifest.get('status') != 'running' or not manifest.get('pid'):
+        return False
+    try:
+        os.kill(manifest['pid'], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _save_manifest(run, **status):
     manifest = {'preset': run.preset.name, 'name': run.name, 'script': run.preset.script,
                 'knobs': run.knobs, 'seed': run.seed, 'num_epochs': run.num_epochs,
@@ -282,16 +295,21 @@ def run_grid(runs, gpus=(), per_run=1, workers=1, script_dir=None, dry_run=False
     Returns
     -------
     dict
-        Run name -> ``'skipped'`` (already finished), ``'finished'``, ``'failed'`` or
-        ``'interrupted'``; with ``dry_run``, ``'planned'``.
+        Run name -> ``'skipped'`` (already finished), ``'busy'`` (its process, started
+        by another runner, is alive), ``'finished'``, ``'failed'`` or ``'interrupted'``;
+        with ``dry_run``, ``'planned'``.
     """
     script_dir = script_dir or _REPO
     slots = device_groups(list(gpus), per_run, workers)
     results, pending = {}, []
     for run in runs:
-        _load_manifest(run)
+        manifest = _load_manifest(run)
         if run_state(run) == 'finished':
             results[run.name] = 'skipped'
+        elif _running_elsewhere(manifest):
+            log('%s/%s is being trained by process %d: left alone'
+                % (run.preset.name, run.name, manifest['pid']))
+            results[run.name] = 'busy'
         else:
             pending.append(run)
     if dry_run:

@@ -160,3 +160,18 @@ def test_cli_lists_prints_and_rejects(capsys, tmp_path):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == \
         "error: --gpus must be comma-separated GPU ids like 0,1; got 'zero'"
+
+
+def test_a_run_another_runner_is_training_is_left_alone(tmp_path):
+    from gluon_atac.experiments.runner import _save_manifest
+    run = expand('context', str(tmp_path), budget='smoke')[0]
+    os.makedirs(run.dir)
+    _save_manifest(run, status='running', pid=os.getpid())
+    lines = []
+    assert run_grid([run], dry_run=True, log=lines.append) == {run.name: 'busy'}
+    assert 'being trained by process %d' % os.getpid() in lines[0]
+    # A dead process's leftover 'running' status does not block a re-run.
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    _save_manifest(run, status='running', pid=dead.pid)
+    assert run_grid([run], dry_run=True, log=lines.append) == {run.name: 'planned'}
