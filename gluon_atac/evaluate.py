@@ -139,12 +139,13 @@ def evaluate(args):
 
 def format_table(rows):
     """Fixed-width table of :func:`evaluate` results."""
-    lines = ['%-16s %-44s %8s %10s %10s' % ('model', 'params', 'images', 'top-1 err',
-                                          'top-5 err')]
-    for row in rows:
-        lines.append('%-16s %-44s %8d %10.4f %10.4f' % (
-            row['model'], os.path.basename(row['params']), row['images'], row['top1_err'],
-            row['top5_err']))
+    names = [os.path.basename(row['params']) for row in rows]
+    width = max([len('params')] + [len(n) for n in names])
+    lines = ['%-16s %-*s %8s %10s %10s' % ('model', width, 'params', 'images', 'top-1 err',
+                                         'top-5 err')]
+    for row, name in zip(rows, names):
+        lines.append('%-16s %-*s %8d %10.4f %10.4f' % (
+            row['model'], width, name, row['images'], row['top1_err'], row['top5_err']))
     return '\n'.join(lines)
 
 
