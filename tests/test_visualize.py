@@ -63,7 +63,8 @@ def test_v1b_model_picture(tmp_path, image_file):
 def test_bad_inputs_exit_with_one_line(tmp_path, image_file, capsys):
     _, params = _saved(tmp_path, 'cifar_resnet8_v2', 32, classes=10, act_type='relu')
     for argv, message in [
-            (['cifar_resnet8_v2', '--params', params, '--image', 'nope.png'], 'image not found'),
+            (['cifar_resnet8_v2', '--params', params, '--image', 'nope.png'],
+             'image not found'),
             (['cifar_resnet8_v2', '--params', params, '--image', params], 'cannot read'),
             (['cifar_resnet8_v2', '--params', params, '--image', image_file, '--act-type',
               'relu'], 'no ATAC unit')]:

@@ -74,8 +74,9 @@ def _expand_all(args):
     runs = []
     for name in names:
         data_dir = args.data_dir
-        if args.budget == 'smoke' and name in PRESETS and PRESETS[name].family == 'cifar':
-            data_dir = smoke_data_dir(args.out, args.dataset, source=data_dir)
+        if args.budget == 'smoke' and name in PRESETS:
+            dataset = args.dataset if PRESETS[name].family == 'cifar' else 'imagenet'
+            data_dir = smoke_data_dir(args.out, dataset, source=data_dir)
         runs.append(expand(name, args.out, seeds=args.seeds, budget=args.budget,
                            dataset=args.dataset, coarse_labels=args.coarse_labels,
                            data_dir=data_dir, only=only, epochs=args.epochs))

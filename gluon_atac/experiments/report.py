@@ -119,7 +119,8 @@ def summarize(preset, manifests):
             'variant': variant, 'knobs': members[0]['knobs'], 'runs': len(members),
             'accs': accs, 'mean': float(np.mean(accs)) if accs else None,
             'std': float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
-            'params': count_params(net, shape)['total'], 'macs': count_flops(net, shape)['macs'],
+            'params': count_params(net, shape)['total'],
+            'macs': count_flops(net, shape)['macs'],
             'epochs': members[0]['num_epochs'],
         })
     return rows
@@ -153,8 +154,9 @@ def _describe(preset, manifests):
             name += ' (COARSE 20-class labels)' if '--coarse-labels' in args else \
                 ' (fine 100-class labels)'
     else:
-        name = 'ImageNet'
-    return '%s, %d epochs; accuracy = best test accuracy over epochs, mean ± std over ' \
+        size = int(_flag(args, '--input-size', 224))
+        name = 'ImageNet at %dx%d (GE-θ+ parameters depend on it)' % (size, size)
+    return '%s, %d epoch(s); accuracy = best test accuracy over epochs, mean ± std over ' \
            'seeds (%%)' % (name, epochs)
 
 

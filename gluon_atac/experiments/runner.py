@@ -13,12 +13,13 @@ import threading
 import time
 
 from ..cli import UsageError
+from ..data.imagenet import write_synthetic_imagenet
 from ..training.checkpoint import atomic_write
 from ..training.metrics import read_metrics
 from .tinydata import TINY_LAYOUT, write_cifar_subset, write_tiny_cifar
 
-__all__ = ['run_grid', 'run_state', 'epochs_done', 'best_accuracy', 'device_groups', 'smoke_data_dir', 'CHECKPOINT',
-           'MANIFEST']
+__all__ = ['run_grid', 'run_state', 'epochs_done', 'best_accuracy', 'device_groups',
+           'smoke_data_dir', 'CHECKPOINT', 'MANIFEST']
 
 CHECKPOINT = 'checkpoint.ckpt'
 MANIFEST = 'run.json'
@@ -85,24 +86,25 @@ def device_groups(gpus, per_run=1, workers=1):
 
 
 def smoke_data_dir(root, dataset, source=None):
-    """Write (once) the tiny CIFAR files of a smoke grid under ``root/_data``.
+    """Write (once) the tiny data of a smoke grid under ``root/_data``.
 
     Parameters
     ----------
     root : str
         Output root of the grid.
-    dataset : str
+    dataset : {'cifar10', 'cifar100', 'mnist5k', 'imagenet'}
     source : str, optional
-        Folder of the real dataset: its first 512 training and 256 test images are
-        copied. Without it the images are generated.
+        Folder of the real dataset. CIFAR: its first 512 training and 256 test images
+        are copied; ImageNet: used as it is. Without it the images are generated
+        (ImageNet: 4 classes of small JPEGs packed as ``train.rec``/``val.rec``).
 
     Returns
     -------
     str or None
-        The folder to pass as ``--data-dir``; ``source`` unchanged for datasets that are
-        not CIFAR files (``mnist5k`` ships inside a package).
+        The folder to pass as ``--data-dir``; ``source`` unchanged for ``mnist5k``
+        (it ships inside a package) and for a given ImageNet folder.
     """
-    if dataset not in TINY_LAYOUT:
+    if dataset not in TINY_LAYOUT and (dataset != 'imagenet' or source):
         return source
     path = os.path.join(root, '_data', ('subset-' if source else 'tiny-') + dataset)
     origin = os.path.join(path, 'SOURCE')
@@ -111,7 +113,9 @@ def smoke_data_dir(root, dataset, source=None):
         with open(origin) as handle:
             if handle.read() == wanted:
                 return path
-    if source:
+    if dataset == 'imagenet':
+        write_synthetic_imagenet(path)
+    elif source:
         write_cifar_subset(source, path, dataset)
     else:
         write_tiny_cifar(path, dataset)

@@ -8,9 +8,10 @@ from gluon_atac.experiments import BUDGETS, PRESETS, expand
 from gluon_atac.experiments.presets import variant_label
 from gluon_atac.train.cifar_args import parse_args
 
-PUBLISHED_CIFAR = ('--gpus 0 --num-epochs 400 --mode hybrid -j 32 --batch-size 128 --wd 0.0001 '
-                   '--lr 0.2 --lr-decay 0.1 --lr-decay-epoch 300,350 --dataset cifar100 '
-                   '--model atac --act-type ChaATAC --useReLU --r 2 --blocks 3')
+PUBLISHED_CIFAR = ('--gpus 0 --num-epochs 400 --mode hybrid -j 32 --batch-size 128 '
+                   '--wd 0.0001 --lr 0.2 --lr-decay 0.1 --lr-decay-epoch 300,350 '
+                   '--dataset cifar100 --model atac --act-type ChaATAC --useReLU --r 2 '
+                   '--blocks 3')
 PUBLISHED_IMAGENET = ('--mode hybrid --lr 0.075 --lr-mode cosine --num-epochs 160 '
                       '--batch-size 128 -j 48 --warmup-epochs 5 --dtype float16 --use-rec '
                       '--last-gamma --no-wd --label-smoothing --r 2 --act-layers 2')

@@ -26,7 +26,7 @@ def test_table_rows_equal_the_metrics_files(report):
     root, runs, text = report
     with open(os.path.join(root, 'report.md')) as handle:
         assert handle.read() == text
-    assert 'CIFAR-10, 2 epochs' in text
+    assert 'CIFAR-10, 2 epoch(s)' in text
     rows = [line for line in text.splitlines() if line.startswith('| ReLU') or
             line.startswith('| ATAC')]
     assert [row.split(' | ')[0] for row in rows] == ['| ReLU', '| ATAC']

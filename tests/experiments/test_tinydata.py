@@ -41,3 +41,12 @@ def test_subset_of_real_files_keeps_images_and_both_label_sets(tmp_path, layout)
     stamp = os.path.getmtime(os.path.join(path, 'SOURCE'))
     assert smoke_data_dir(str(tmp_path / 'out'), 'cifar100', source=source) == path
     assert os.path.getmtime(os.path.join(path, 'SOURCE')) == stamp
+
+
+def test_imagenet_smoke_data_is_generated_once_unless_given(tmp_path):
+    root = str(tmp_path)
+    assert smoke_data_dir(root, 'imagenet', source='/my/imagenet') == '/my/imagenet'
+    path = smoke_data_dir(root, 'imagenet')
+    assert sorted(f for f in os.listdir(path) if f.endswith(('.rec', '.idx'))) == [
+        'train.idx', 'train.rec', 'val.idx', 'val.rec']
+    assert smoke_data_dir(root, 'mnist5k') is None
