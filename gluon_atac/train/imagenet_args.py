@@ -91,7 +91,8 @@ def _add_original(p):
     out.add_argument('--resume-params', default='', help='.params to start from')
     out.add_argument('--resume-states', default='', help='.states of the trainer')
     out.add_argument('--log-interval', type=int, default=50, help='batches between logs')
-    out.add_argument('--logging-file', default='train_imagenet.log')
+    out.add_argument('--logging-file', default=None,
+                     help='log file (default: <save-dir>/train_imagenet.log)')
 
 
 def _add_ours(p):
@@ -158,4 +159,7 @@ def parse_args(argv=None):
     if args.model.lower() not in hosts:
         raise UsageError('--model must be a ResNet v1b/v1c/v1d: %s' % ', '.join(hosts))
     args.mode = 'hybrid' if args.mode == 'symbolic' else args.mode
+    # The original wrote train_imagenet.log into the working directory; runs that do not
+    # name a log keep it with their other files instead.
+    args.logging_file = args.logging_file or os.path.join(args.save_dir, 'train_imagenet.log')
     return args
