@@ -54,6 +54,9 @@ def parse_args(argv=None):
     p.add_argument('--no-memory', action='store_true',
                    help='skip the peak-memory probe (one subprocess per act type)')
     p.add_argument('--json', default=None, help='write the results to this file')
+    p.add_argument('--profile', default=None,
+                   help='write mx.profiler aggregate statistics of every act type and mode '
+                        'to this text file')
     p.add_argument('--rss-probe', default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -149,18 +152,44 @@ def measure(args, ctx):
     return results
 
 
-def peak_rss_mb():
-    """Peak resident set size of this process in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def profile(args, ctx, path):
+    """Aggregate mx.profiler statistics (operators by total time) per act type and mode."""
+    sections = []
+    for act in args.act_types:
+        runner = Runner(args, act, ctx)
+        for mode in args.modes:
+            runner.run(mode, args.warmup)
+            mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                                   filename=path + '.trace.json')
+            mx.profiler.set_state('run')
+            seconds = runner.run(mode, args.iters)
+            mx.profiler.set_state('stop')
+            table = mx.profiler.dumps(reset=True, format='table', sort_by='total')
+            sections.append('## %s, %s: %d iterations of batch %d in %.3f s (profiled)\n%s'
+                            % (act, mode, args.iters, args.batch_size, seconds, table))
+    with open(path, 'w') as f:
+        f.write('\n\n'.join(sections))
+
+
+def _status_mb(field):
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in MiB (per address space, so a
+    child's figure is its own, unlike ``ru_maxrss`` which survives ``exec``)."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError('%s not in /proc/self/status' % field)
 
 
 def rss_probe(args, ctx):
-    """Child-process entry: peak RSS around a few training steps of one act type."""
+    """Child-process entry: peak RSS while a few training steps of one act type run."""
     runner = Runner(args, args.rss_probe, ctx)
     runner.run('infer', 1)
-    before = peak_rss_mb()
+    before = _status_mb('VmRSS')
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # reset the peak (VmHWM) to the current RSS
     runner.run('train', 3)
-    print(json.dumps({'peak_rss_mb': peak_rss_mb(), 'before_train_mb': before}))
+    print(json.dumps({'peak_rss_mb': _status_mb('VmHWM'), 'before_train_mb': before}))
 
 
 def memory(args, argv):
@@ -183,15 +212,15 @@ def memory(args, argv):
     return out
 
 
-def without_json(argv):
-    """``argv`` less its ``--json`` option, for the memory probes."""
+def without_outputs(argv):
+    """``argv`` less its output options, for the memory probes."""
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == '--json':
+        elif arg in ('--json', '--profile'):
             skip = True
-        elif not arg.startswith('--json='):
+        elif not arg.startswith(('--json=', '--profile=')):
             out.append(arg)
     return out
 
@@ -219,8 +248,10 @@ def main(argv=None):
               'windows': args.windows, 'iters': args.iters,
               'throughput': measure(args, ctx)}
     if 'train' in args.modes and not args.no_memory:
-        report['train_memory'] = memory(args, without_json(argv))
+        report['train_memory'] = memory(args, without_outputs(argv))
     print_report(report)
+    if args.profile:
+        profile(args, ctx, args.profile)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=2)

@@ -368,6 +368,19 @@ MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
   return MX_SUCCESS;
 }
 
+// BN input gradient as d_in = k (d_out - cb - xhat cg) from the sums of d_out (s[0:n]) and
+// d_out * xhat (s[n:2n]); the centring terms cb, cg exist only with batch statistics.
+void bn_grad_coefficients(const std::vector<double>& s, const float* gamma,
+                          const std::vector<float>& rs, int n, bool batch, double m,
+                          std::vector<float>* k, std::vector<float>* cb,
+                          std::vector<float>* cg) {
+  k->resize(n); cb->assign(n, 0.0f); cg->assign(n, 0.0f);
+  for (int c = 0; c < n; ++c) {
+    (*k)[c] = gamma[c] * rs[c];
+    if (batch) { (*cb)[c] = (float)(s[c] / m); (*cg)[c] = (float)(s[n + c] / m); }
+  }
+}
+
 // Backward. inputs: dy, dsaved, x, mode, w1, g1, b1, m1, v1, w2, g2, b2, m2, v2, y, saved.
 // outputs: dx, dmode, dw1, dg1, db1, dm1, dv1, dw2, dg2, db2, dm2, dv2.
 MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs,
@@ -392,6 +405,14 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
   const int nt = threads();
   const double M = (double)N * g.HW;
 
+  // Binds sample `off` of x and dy and recomputes its forward chain (a, h, z, s).
+  auto recompute = [&](Scratch& t, size_t off) {
+    t.xp.bind(g.x + off, C, g);
+    t.dyp.bind(dy + off, C, g);
+    chain_h(g, t);
+    chain_s(g, t);
+  };
+
   // Pass 1: dL = dy x s(1-s); sums of dL and dL * zhat give dbeta2 and dgamma2.
   Sums s2(nt, 2 * (size_t)C);
 #pragma omp parallel num_threads(nt)
@@ -401,10 +422,7 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
 #pragma omp for schedule(static)
     for (int n = 0; n < N; ++n) {
       const size_t off = (size_t)n * C * g.HW;
-      t.xp.bind(g.x + off, C, g);
-      t.dyp.bind(dy + off, C, g);
-      chain_h(g, t);
-      chain_s(g, t);
+      recompute(t, off);
       for (int c = 0; c < C; ++c) {
         vf sd = vf{}, sdz = vf{};
         const vf mu = splat(g.mu2[c]), rs = splat(g.rs2[c]);
@@ -420,12 +438,8 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
     }
   }
   const std::vector<double> t2 = s2.total();
-  // dz = k2 (dL - cb2 - zhat cg2); the centring terms exist only with batch statistics.
-  std::vector<float> cb2(C, 0.0f), cg2(C, 0.0f), k2(C);
-  for (int c = 0; c < C; ++c) {
-    k2[c] = g2[c] * g.rs2[c];
-    if (batch) { cb2[c] = (float)(t2[c] / M); cg2[c] = (float)(t2[C + c] / M); }
-  }
+  std::vector<float> k2, cb2, cg2;
+  bn_grad_coefficients(t2, g2, g.rs2, C, batch, M, &k2, &cb2, &cg2);
 
   // dz for one sample into t.d1 (needs t.s, t.z); then dh = W2^T dz into t.d2.
   auto dz_dh = [&](Scratch& t) {
@@ -467,10 +481,7 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
 #pragma omp for schedule(static)
     for (int n = 0; n < N; ++n) {
       const size_t off = (size_t)n * C * g.HW;
-      t.xp.bind(g.x + off, C, g);
-      t.dyp.bind(dy + off, C, g);
-      chain_h(g, t);
-      chain_s(g, t);
+      recompute(t, off);
       dz_dh(t);
       outer(t.d1.data(), P, C, t.h.data(), P, K, P, dw);
       relu_grad(t);
@@ -488,11 +499,8 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
     }
   }
   const std::vector<double> t1 = s1.total();
-  std::vector<float> cb1(K, 0.0f), cg1(K, 0.0f), k1(K);
-  for (int k = 0; k < K; ++k) {
-    k1[k] = g1[k] * g.rs1[k];
-    if (batch) { cb1[k] = (float)(t1[k] / M); cg1[k] = (float)(t1[K + k] / M); }
-  }
+  std::vector<float> k1, cb1, cg1;
+  bn_grad_coefficients(t1, g1, g.rs1, K, batch, M, &k1, &cb1, &cg1);
 
   // Pass 3: da, dW1 = sum da x^T, dx = dy s + W1^T da.
   float* dx = out[0].data<float>();
@@ -504,10 +512,7 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
 #pragma omp for schedule(static)
     for (int n = 0; n < N; ++n) {
       const size_t off = (size_t)n * C * g.HW;
-      t.xp.bind(g.x + off, C, g);
-      t.dyp.bind(dy + off, C, g);
-      chain_h(g, t);
-      chain_s(g, t);
+      recompute(t, off);
       dz_dh(t);
       relu_grad(t);
       float* da = t.d2.data();  // du becomes da in place
