@@ -230,13 +230,12 @@ class _Grid(object):
                                              run.preset.name, run.name, where))
         start = time.time()
         os.makedirs(run.dir, exist_ok=True)
-        _save_manifest(run, status='running', command=argv, started=start)
         with open(os.path.join(run.dir, OUTPUT), 'a') as out:
             out.write('$ %s\n' % ' '.join(argv))
             out.flush()
+            # The child keeps our working directory: relative --out/--data-dir hold.
             child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                     env=_child_env(devices, self.workers),
-                                     cwd=self.script_dir)
+                                     env=_child_env(devices, self.workers))
             with self.lock:
                 self.children[run.name] = child
             _save_manifest(run, status='running', command=argv, started=start, pid=child.pid)
