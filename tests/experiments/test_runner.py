@@ -127,15 +127,16 @@ def test_runs_queue_over_gpus_one_per_device(tmp_path):
         assert all(a[1] <= b[0] for a, b in zip(mine, mine[1:])), 'two runs shared a GPU'
 
 
-def test_cpu_workers_share_the_cores(tmp_path, monkeypatch):
+def test_cpu_workers_share_the_cores_and_relative_paths_hold(tmp_path, monkeypatch):
     with open(tmp_path / 'train_cifar.py', 'w') as handle:
         handle.write(FAKE_SCRIPT)
     monkeypatch.setenv('OMP_NUM_THREADS', '4')
-    runs = expand('context', str(tmp_path / 'out'), budget='smoke')
+    monkeypatch.chdir(tmp_path)
+    runs = expand('context', 'out', budget='smoke')
     run_grid(runs, workers=2, script_dir=str(tmp_path), log=lambda line: None)
     for run in runs:
-        with open(os.path.join(run.dir, 'device.json')) as handle:
-            assert json.load(handle) ['omp'] == '2'
+        with open(tmp_path / run.dir / 'device.json') as handle:
+            assert json.load(handle)['omp'] == '2'
 
 
 def test_device_groups():
