@@ -31,7 +31,9 @@ IMAGENET_RECIPE = collections.OrderedDict([
     ('--use-rec', None), ('--last-gamma', None), ('--no-wd', None),
     ('--label-smoothing', None), ('--save-frequency', '1')])
 
-# What a budget changes in the recipe. 'smoke' also shrinks the data (see runner).
+# What a budget changes in the recipe. 'smoke' also shrinks the data (see runner): small
+# batches so tiny sets give several steps, a learning rate lowered with the batch, no
+# loader processes (their start-up would dominate), float32 since CPUs have no float16.
 BUDGETS = {
     'paper': {'cifar': {}, 'imagenet': {}},
     'smoke': {
