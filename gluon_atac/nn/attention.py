@@ -6,7 +6,8 @@ papers do.
 """
 from mxnet.gluon import nn
 
-__all__ = ['SqueezeExcite', 'GatherExcite', 'get_attention', 'attention_names']
+__all__ = ['SqueezeExcite', 'GatherExcite', 'get_attention', 'attention_names',
+           'canonical_attention']
 
 
 def _inner_width(channels, reduction):
