@@ -115,15 +115,20 @@ def smooth_labels(label, classes, eta):
 def build_teacher(name, params, classes, ctx, dtype='float32'):
     """A frozen teacher from a gluon_atac or GluonCV model name and a ``.params`` file.
 
-    gluon_atac names are tried first (their defaults are the paper's ATAC networks), then
-    GluonCV's zoo; the file is loaded with names and shapes checked.
+    A name gluon_atac registers builds its default (the paper's ATAC) network; other
+    names, and any name written ``gluoncv:NAME``, come from GluonCV's zoo (e.g.
+    ``gluoncv:resnet152_v1d`` for GluonCV's ReLU network). The file is loaded with names
+    and shapes checked.
     """
-    if name.lower() in get_model_list():
-        teacher = get_model(name, classes=classes)
+    zoo, _, bare = name.rpartition(':')
+    if zoo not in ('', 'gluoncv'):
+        raise UsageError("--teacher: unknown zoo %r (write NAME or gluoncv:NAME)" % zoo)
+    if not zoo and bare.lower() in get_model_list():
+        teacher = get_model(bare, classes=classes)
     else:
         import gluoncv
         try:
-            teacher = gluoncv.model_zoo.get_model(name, classes=classes)
+            teacher = gluoncv.model_zoo.get_model(bare, classes=classes)
         except ValueError:
             raise UsageError('unknown teacher %r: not a gluon_atac or GluonCV model name'
                              % name) from None

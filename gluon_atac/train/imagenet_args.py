@@ -79,7 +79,8 @@ def _add_original(p):
     train.add_argument('--mixup-off-epoch', type=int, default=0,
                        help='train the last N epochs without mixup')
     train.add_argument('--teacher', default=None,
-                       help='distil from this gluon_atac or GluonCV model (--teacher-params)')
+                       help='distil from this gluon_atac model or GluonCV model '
+                            '(gluoncv:NAME forces GluonCV), loaded from --teacher-params')
     train.add_argument('--temperature', type=float, default=20)
     train.add_argument('--hard-weight', type=float, default=0.5)
 

@@ -207,3 +207,17 @@ def test_server_side_schedule_matches_gluoncv(mode):
     # The two count warm-up updates one apart: at most lr / steps between them.
     for update in range(0, 40, 3):
         assert native(update) == pytest.approx(gluoncv(update), abs=0.04 + 1e-6), update
+
+
+@pytest.mark.parametrize('name, gluoncv_name', [('resnet18_v1', 'resnet18_v1'),
+                                                ('gluoncv:resnet18_v1b', 'resnet18_v1b')])
+def test_teacher_from_gluoncv_zoo(name, gluoncv_name, tmp_path):
+    import gluoncv
+    source = gluoncv.model_zoo.get_model(gluoncv_name, classes=4)
+    source.initialize()
+    source(mx.nd.zeros((1, 3, 32, 32)))
+    source.save_parameters(str(tmp_path / 't.params'))
+    teacher = train.build_teacher(name, str(tmp_path / 't.params'), 4, [mx.cpu()])
+    x = mx.nd.random.uniform(shape=(2, 3, 32, 32))
+    np.testing.assert_allclose(teacher(x).asnumpy(), source(x).asnumpy(), rtol=1e-4,
+                               atol=1e-5)
