@@ -90,6 +90,7 @@ def test_two_workers_train_in_sync_on_disjoint_shards(tmp_path):
                       '--worker-report', str(report)], cwd=str(tmp_path))
     assert result.returncode == 0, result.stdout
     assert '[worker 0] ' in result.stdout and '[worker 1] ' in result.stdout
+    assert result.stdout.count('this worker is rank') == 2
     reports = [json.loads((report / ('rank%d.json' % r)).read_text()) for r in (0, 1)]
     assert [r['num_workers'] for r in reports] == [2, 2]
     shards = [set(r['images_read']) for r in reports]

@@ -379,6 +379,10 @@ def run(args):
                            name='gluon_atac.imagenet.rank%d' % kv.rank)
     for note in notes:
         logger.warning('%s', note)
+    if kv.num_workers > 1:
+        # Ties the launcher's [worker i] prefix (launch order) to the kvstore's rank.
+        logger.info('kvstore %s: this worker is rank %d of %d', kv.type, kv.rank,
+                    kv.num_workers)
     plan = _data_plan(args, kv, ctx, logger)
     logger.info('%d training images, %d workers x %d devices x %d per device = global batch '
                 '%d, %d steps per epoch', plan['images'], kv.num_workers, len(ctx),
