@@ -104,8 +104,7 @@ def test_module_and_function_do_not_clash():
 
 
 @pytest.mark.parametrize('module, flag', [('gluon_atac.export', '--quantize'),
-                                          ('gluon_atac.evaluate', '--data'),
-                                          ('gluon_atac.launch', '--hosts')])
+                                          ('gluon_atac.evaluate', '--data')])
 def test_python_m_runs_without_warnings(module, flag):
     # runpy warns when `import gluon_atac` has already imported the module it runs.
     result = subprocess.run([sys.executable, '-m', module, '--help'], cwd=REPO,
