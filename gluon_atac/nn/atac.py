@@ -123,7 +123,12 @@ class ChaATAC(nn.HybridBlock):
         for param in self.collect_params().values():
             if np.dtype(param.dtype) != np.float32:
                 return False
-            if any(ctx.device_type != 'cpu' for ctx in param.list_ctx()):
+            try:
+                contexts = param.list_ctx()
+            except RuntimeError:
+                # uninitialized: a symbolic trace (counting, summaries) sees the Gluon graph
+                return False
+            if any(ctx.device_type != 'cpu' for ctx in contexts):
                 return False
         return ops.load() is not None
 
