@@ -9,6 +9,7 @@ not checked.
 import os
 import pickle
 import socket
+import tarfile
 
 import numpy as np
 
@@ -28,6 +29,9 @@ _LAYOUTS = {
         'py': ('cifar-100-python', ['train'], 'test'),
     },
 }
+# The official archives; one found in data_dir is unpacked instead of downloading.
+_ARCHIVES = {'cifar10': ('cifar-10-binary.tar.gz', 'cifar-10-python.tar.gz'),
+             'cifar100': ('cifar-100-binary.tar.gz', 'cifar-100-python.tar.gz')}
 # Where Gluon's download is attempted from; probed before trying it.
 _DOWNLOAD_HOST = ('apache-mxnet.s3-accelerate.dualstack.amazonaws.com', 443)
 
@@ -127,6 +131,21 @@ def _read_files(paths, layout, dataset, label_key, classes):
     return np.ascontiguousarray(images), np.concatenate(labels)
 
 
+def _unpack_archive(data_dir, dataset, logger):
+    for name in _ARCHIVES[dataset]:
+        path = os.path.join(data_dir, name)
+        if os.path.isfile(path):
+            if logger:
+                logger.info('unpacking %s', path)
+            try:
+                with tarfile.open(path) as archive:
+                    archive.extractall(data_dir, filter='data')
+            except (tarfile.TarError, OSError, EOFError) as err:
+                raise DataError('%s is truncated or malformed: %s' % (path, err)) from None
+            return True
+    return False
+
+
 def _network_available(timeout=3.0):
     if os.environ.get('GLUON_ATAC_OFFLINE'):
         return False
@@ -159,7 +178,8 @@ def load_cifar(data_dir, dataset, coarse_labels=False, download=True, logger=Non
     coarse_labels : bool, default False
         CIFAR-100 only: the 20 superclass labels instead of the 100 fine ones.
     download : bool, default True
-        When no files are found and the network answers, fetch them through Gluon.
+        When no files are found (nor an official ``.tar.gz`` archive in ``data_dir``,
+        which is unpacked) and the network answers, fetch them through Gluon.
     logger : logging.Logger, optional
         Told which files were read and about missing training batches.
 
@@ -177,6 +197,8 @@ def load_cifar(data_dir, dataset, coarse_labels=False, download=True, logger=Non
     if coarse_labels and dataset != 'cifar100':
         raise DataError('coarse labels exist only for cifar100, not %s' % dataset)
     found = find_cifar_files(data_dir, dataset)
+    if found is None and _unpack_archive(data_dir, dataset, logger):
+        found = find_cifar_files(data_dir, dataset)
     if found is None and download and _network_available():
         if logger:
             logger.info('no %s files in %s: downloading through Gluon', dataset, data_dir)

@@ -1,6 +1,7 @@
 """CIFAR files in both official layouts: round trip, labels, damaged and missing files."""
 import os
 import pickle
+import tarfile
 
 import numpy as np
 import pytest
@@ -91,3 +92,11 @@ def test_missing_files_list_what_was_looked_for(tmp_path):
 def test_unknown_dataset():
     with pytest.raises(DataError, match='unknown dataset'):
         get_dataset('svhn')
+
+
+def test_official_archive_is_unpacked(tmp_path):
+    written = write_cifar(str(tmp_path / 'src'), 'cifar100', 'py', n_train=6, n_test=3)
+    with tarfile.open(str(tmp_path / 'cifar-100-python.tar.gz'), 'w:gz') as archive:
+        archive.add(str(tmp_path / 'src' / 'cifar-100-python'), 'cifar-100-python')
+    (train_x, _), _ = load_cifar(str(tmp_path), 'cifar100')
+    np.testing.assert_array_equal(train_x, written['train'][0])
