@@ -16,16 +16,16 @@ import mxnet as mx
 import numpy as np
 
 from .cli import UsageError, cli_main
-from .data.loader import CIFAR_MEAN, CIFAR_STD
+from .data.loader import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD
 from .data.transforms import normalize
 from .model_zoo import get_model
 from .nn import ChaATAC
 
 __all__ = ['find_units', 'capture_gates', 'load_image', 'stage_of', 'plot_gates', 'main']
 
-# ImageNet RGB statistics on the 0..1 scale (GluonCV's).
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+# Normalization the model was trained with, by data set (ImageNet: GluonCV's, 0..1 scale).
+NORMALIZATION = {'cifar': (CIFAR_MEAN, CIFAR_STD), 'mnist5k': (MNIST_MEAN, MNIST_STD),
+                 'imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
 _CROP_RATIO = 0.875
 
 
@@ -88,12 +88,12 @@ def capture_gates(net, x):
     return out, [(name, gates[name]) for name, _ in units]
 
 
-def load_image(path, input_size, cifar):
+def load_image(path, input_size, dataset):
     """Read an image and prepare it as the model's validation pipeline does.
 
-    CIFAR models get the image resized to ``input_size`` and CIFAR normalization;
-    ImageNet models a resize of the short side to ``input_size / 0.875``, a centre crop
-    and ImageNet normalization.
+    For ``'cifar'`` and ``'mnist5k'`` models the image is resized to ``input_size``; for
+    ``'imagenet'`` models its short side is resized to ``input_size / 0.875`` and the
+    centre cropped. Then it is normalized as ``dataset`` was in training.
 
     Returns
     -------
@@ -106,15 +106,13 @@ def load_image(path, input_size, cifar):
         image = mx.image.imread(path)
     except mx.base.MXNetError:
         raise UsageError('cannot read %s as an image' % path) from None
-    if cifar:
-        image = mx.image.imresize(image, input_size, input_size)
-        mean, std = CIFAR_MEAN, CIFAR_STD
-    else:
+    if dataset == 'imagenet':
         image = mx.image.resize_short(image, int(math.ceil(input_size / _CROP_RATIO)))
         image = mx.image.center_crop(image, (input_size, input_size))[0]
-        mean, std = _IMAGENET_MEAN, _IMAGENET_STD
+    else:
+        image = mx.image.imresize(image, input_size, input_size)
     shown = image.asnumpy()
-    return shown, mx.nd.array(normalize(shown[None], mean, std))
+    return shown, mx.nd.array(normalize(shown[None], *NORMALIZATION[dataset]))
 
 
 def stage_of(name):
@@ -210,6 +208,9 @@ def main(argv=None):
                         help='default: read from the params file')
     parser.add_argument('--input-size', type=int, default=None,
                         help='default: 32 for CIFAR, 224 for ResNet')
+    parser.add_argument('--dataset', choices=sorted(NORMALIZATION), default=None,
+                        help='normalization of training (default: cifar for cifar_* '
+                        'models, imagenet otherwise)')
     args = parser.parse_args(argv)
     if not os.path.isfile(args.params):
         raise FileNotFoundError('params file not found: %s' % args.params)
@@ -222,7 +223,8 @@ def main(argv=None):
         kwargs['act_layers'] = args.act_layers
     if not cifar:
         kwargs['input_size'] = size
-    image, x = load_image(args.image, size, cifar)
+    dataset = args.dataset or ('cifar' if cifar else 'imagenet')
+    image, x = load_image(args.image, size, dataset)
     net = get_model(args.model, pretrained=args.params, **kwargs)
     out, gates = capture_gates(net, x)
     os.makedirs(args.out, exist_ok=True)
