@@ -1,5 +1,5 @@
 """Activation and attentional-activation units."""
-from .atac import ChaATAC, check_reduction
+from .atac import ChaATAC, check_reduction, set_fused, gluon_graph
 from .activations import XUnit
 from .factory import get_activation, activation_names, canonical_name
 from .attention import SqueezeExcite, GatherExcite, get_attention, attention_names

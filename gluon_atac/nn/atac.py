@@ -1,11 +1,13 @@
 """Attentional activation units (ATAC): ``y = x * sigmoid(L(x))``."""
+import contextlib
+
 import mxnet as mx
 import numpy as np
 from mxnet.gluon import nn
 
 from .. import ops
 
-__all__ = ['ChaATAC', 'check_reduction']
+__all__ = ['ChaATAC', 'check_reduction', 'set_fused', 'gluon_graph']
 
 
 def check_reduction(channels, r):
@@ -162,3 +164,41 @@ class ChaATAC(nn.HybridBlock):
     def __repr__(self):
         return '{}(channels={}, r={}, use_relu={}, use_global={})'.format(
             self.__class__.__name__, self.channels, self.r, self.use_relu, self.use_global)
+
+
+def set_fused(net, fused):
+    """Set ``fused`` on every ATAC unit in ``net``; return their previous settings.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+    fused : bool or None
+        ``False`` runs the plain Gluon graph: exported files then load in any MXNet (the
+        fused operator lives in a native library) and symbol walks see the gate's
+        convolutions. ``None`` lets each unit choose.
+
+    Returns
+    -------
+    list of (ChaATAC, bool or None)
+    """
+    units = []
+    net.apply(lambda block: units.append(block) if isinstance(block, ChaATAC) else None)
+    previous = [(unit, unit.fused) for unit in units]
+    for unit in units:
+        unit.fused = fused
+    return previous
+
+
+@contextlib.contextmanager
+def gluon_graph(net):
+    """Within the block, every ATAC unit of ``net`` runs the plain Gluon graph.
+
+    For work that must see the gate's layers (counting, hooks on ``module``); the units'
+    settings come back afterwards. A graph hybridized inside keeps the Gluon path.
+    """
+    previous = set_fused(net, False)
+    try:
+        yield net
+    finally:
+        for unit, fused in previous:
+            unit.fused = fused

@@ -4,14 +4,15 @@ import json
 import numpy as np
 import mxnet as mx
 
-from ..nn import ChaATAC
+from ..nn import ChaATAC, gluon_graph
 
 __all__ = ['count_params', 'count_flops', 'infer_param_shapes']
 
 
 def _symbol(net, input_shape):
-    data = mx.sym.var('data')
-    out = net(data)
+    # The fused gate is one opaque operator: trace the Gluon graph to see its layers.
+    with gluon_graph(net):
+        out = net(mx.sym.var('data'))
     return out, {'data': tuple(input_shape)}
 
 

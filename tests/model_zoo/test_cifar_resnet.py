@@ -111,3 +111,20 @@ def test_norm_layer_passes_through():
     net.apply(lambda b: chaatac.append(b) if isinstance(b, ChaATAC) else None)
     # stem + 2 per block + head + 2 per ATAC unit
     assert len(chaatac) == 7 and len(norms) == 1 + 2 * 3 + 1 + 2 * 7
+
+
+def test_counts_do_not_depend_on_initialization_or_the_fused_gate():
+    fresh = get_model('cifar_resnet8_v2')
+    trained = get_model('cifar_resnet8_v2')
+    trained.initialize()
+    trained(mx.nd.zeros((1, 3, 32, 32)))
+    for net in (fresh, trained):
+        assert count_flops(net, (1, 3, 32, 32)) == count_flops(fresh, (1, 3, 32, 32))
+        assert count_params(net) == count_params(fresh)
+    assert all(unit.fused is None for unit in _units(trained))
+
+
+def _units(net):
+    found = []
+    net.apply(lambda b: found.append(b) if isinstance(b, ChaATAC) else None)
+    return found
