@@ -66,6 +66,7 @@ def _plot(path, rows):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (curves, costs) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     colors = ['tab:blue', 'tab:red']
@@ -76,6 +77,7 @@ def _plot(path, rows):
         curves.plot(epochs, [m['train_acc'] for m in r['records']], linestyle='--',
                     color=color, alpha=0.6, label='%s train' % r['act'])
     curves.set_xlabel('epoch')
+    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
     curves.set_ylabel('accuracy')
     curves.set_title('mnist5k, %s' % MODEL)
     curves.grid(alpha=0.3)
