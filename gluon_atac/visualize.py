@@ -19,7 +19,7 @@ from .cli import UsageError, cli_main
 from .data.loader import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD
 from .data.transforms import normalize
 from .model_zoo import get_model
-from .nn import ChaATAC
+from .nn import ChaATAC, gluon_graph
 
 __all__ = ['find_units', 'capture_gates', 'load_image', 'stage_of', 'plot_gates', 'main']
 
@@ -57,7 +57,7 @@ def capture_gates(net, x):
     ----------
     net : mxnet.gluon.HybridBlock
         Not hybridized (hooks do not fire inside a cached graph). Its units run the
-        Gluon graph for this call (``fused = False``), then get their setting back.
+        Gluon graph for this call, then get their ``fused`` setting back.
     x : mxnet.nd.NDArray
         One batch, ``N x 3 x H x W``.
 
@@ -72,19 +72,17 @@ def capture_gates(net, x):
         raise UsageError('the model has no ATAC unit to show (act type relu everywhere?)')
     gates = {}
     handles = []
-    fused = [unit.fused for _, unit in units]
     for name, unit in units:
         def hook(block, inputs, output, name=name):
             gates[name] = output.asnumpy()
         handles.append(unit.module.register_forward_hook(hook))
-        # The fused operator never calls `module`; the Gluon graph computes the same gate.
-        unit.fused = False
     try:
-        out = net(x)
+        # The fused operator never calls `module`; the Gluon graph computes the same gate.
+        with gluon_graph(net):
+            out = net(x)
     finally:
-        for handle, (_, unit), was in zip(handles, units, fused):
+        for handle in handles:
             handle.detach()
-            unit.fused = was
     return out, [(name, gates[name]) for name, _ in units]
 
 

@@ -1,5 +1,4 @@
 """Gate pictures of a CIFAR and a v1b model, from saved parameters and an image file."""
-import os
 
 import matplotlib.image
 import mxnet as mx

@@ -15,7 +15,6 @@ import numpy as np
 
 from ..cli import UsageError
 from ..model_zoo import get_model
-from ..nn import ChaATAC
 from ..training.metrics import read_metrics
 from ..utils.counting import count_flops, count_params
 from .presets import ACT_LABELS, CIFAR_ACTS, PRESETS, cifar_model_name
@@ -65,11 +64,7 @@ def _finished(manifest):
 
 
 def _model(manifest):
-    """The run's network, built from its knobs, and the input shape it trains on.
-
-    Its ATAC units run the Gluon graph, whose convolutions ``count_flops`` counts (the
-    fused native gate would hide them, and needs initialized parameters).
-    """
+    """The run's network, built from its knobs, and the input shape it trains on."""
     knobs, args = manifest['knobs'], manifest['args']
     options = dict(act_type=knobs['act_type'], r=knobs['r'], act_layers=knobs['act_layers'],
                    attention=knobs['attention'])
@@ -81,8 +76,6 @@ def _model(manifest):
     else:
         size = int(_flag(args, '--input-size', 224))
         net = get_model(knobs['model'], input_size=size, **options)
-    net.apply(lambda block: setattr(block, 'fused', False) if isinstance(block, ChaATAC)
-              else None)
     return net, (1, 3, size, size)
 
 
