@@ -3,7 +3,6 @@ import mxnet as mx
 from mxnet import gluon
 
 from ..model_zoo import get_model
-from ..nn import ChaATAC
 from ..utils.counting import count_flops, count_params
 
 __all__ = ['evaluate_cifar', 'split_batch', 'model_costs']
@@ -54,8 +53,7 @@ def evaluate_cifar(net, loader, ctx):
 def model_costs(name, input_shape=(1, 3, 32, 32), **kwargs):
     """Parameters and multiply-adds of ``get_model(name, **kwargs)`` for one image.
 
-    Counted on a fresh copy whose ATAC units run the Gluon graph: the fused native gate
-    is a single operator whose inner convolutions a symbol walk cannot see.
+    Counted on a fresh, uninitialized copy, so a network being trained is not traced.
 
     Returns
     -------
@@ -63,6 +61,4 @@ def model_costs(name, input_shape=(1, 3, 32, 32), **kwargs):
         Total parameters as saved, and conv + dense multiply-adds.
     """
     net = get_model(name, **kwargs)
-    net.apply(lambda block: setattr(block, 'fused', False)
-              if isinstance(block, ChaATAC) else None)
     return count_params(net, input_shape)['total'], count_flops(net, input_shape)['macs']
