@@ -229,11 +229,14 @@ class Run(object):
         self.args, self.num_epochs = args, num_epochs
 
     def command(self, script_dir, devices=(), resume_from=None):
-        """Full argv: interpreter, script, recipe, devices, save dir, resume."""
+        """Full argv: interpreter, script, recipe, devices, save dir (and log), resume."""
         argv = [sys.executable, os.path.join(script_dir, self.preset.script)] + self.args
         if devices:
             argv += ['--gpus', ','.join(str(d) for d in devices)]
         argv += ['--save-dir', self.dir]
+        if self.preset.family == 'imagenet':
+            # The original writes its log to the working directory unless told.
+            argv += ['--logging-file', os.path.join(self.dir, 'train.log')]
         if resume_from:
             argv += [self.preset.resume_flag, resume_from]
         return argv

@@ -58,6 +58,7 @@ def test_imagenet_commands_parse(tmp_path):
             assert (args.act_type, args.attention) == (run.knobs['act_type'],
                                                        run.knobs['attention'])
             assert args.rec_val == '/data/val.rec'
+            assert args.logging_file == os.path.join(run.dir, 'train.log')
 
 
 def test_paper_budget_keeps_the_published_commands(tmp_path):
