@@ -27,9 +27,11 @@ ACTS = ('relu', 'ChaATAC')
 
 
 def _train(act, out, epochs, no_progress):
+    # Decay 10x after two thirds and again for the last epoch; never at the start.
+    decay = sorted({e for e in (epochs * 2 // 3, epochs - 1) if e > 0})
     argv = ['--dataset', 'mnist5k', '--model', MODEL, '--act-type', act, '--useReLU',
             '--r', '2', '--num-epochs', str(epochs), '--batch-size', '64', '--lr', '0.1',
-            '--lr-decay-epoch', '%d,%d' % (epochs * 2 // 3, epochs - 1), '--mode', 'hybrid',
+            '--lr-decay-epoch', ','.join(map(str, decay)), '--mode', 'hybrid',
             '-j', '2', '--seed', '0', '--save-period', str(epochs),
             '--save-dir', os.path.join(out, act.lower())]
     return train_main(argv + (['--no-progress'] if no_progress else []))
