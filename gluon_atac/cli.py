@@ -4,7 +4,7 @@ import sys
 
 import mxnet as mx
 
-__all__ = ['UsageError', 'cli_main', 'str2bool']
+__all__ = ['UsageError', 'cli_main', 'one_line', 'str2bool']
 
 
 class UsageError(Exception):
@@ -23,10 +23,23 @@ def cli_main(func):
         try:
             return func(*args, **kwargs)
         except _USER_ERRORS as err:
-            message = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-            print('error: %s' % message, file=sys.stderr)
+            print('error: %s' % one_line(err), file=sys.stderr)
             sys.exit(2)
     return wrapper
+
+
+def one_line(err):
+    """The line of ``err``'s message that says what went wrong.
+
+    MXNet's errors carry a native backtrace first and the reason last, e.g.
+    ``Traceback ...\n  File "ndarray.cc", line 250\nNDArray.Reshape: Check failed: ...``.
+    """
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return repr(err)
+    if isinstance(err, mx.base.MXNetError):
+        return lines[-1]
+    return lines[0]
 
 
 def str2bool(text):
