@@ -176,6 +176,10 @@ def _build_net(args, ctx, logger):
     net = get_model(args.model, **options)
     seed_everything(args.seed)
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+    # One imperative pass finishes deferred initialization, so the trainer can hand every
+    # weight to the kvstore before the first step (see _broadcast_weights).
+    for device in ctx:
+        net(mx.nd.zeros((1, 3, args.input_size, args.input_size), ctx=device))
     if args.use_pretrained:
         _load_pretrained(net, args, ctx)
     if args.resume_params:
@@ -192,6 +196,20 @@ def _build_net(args, ctx, logger):
     if args.mode == 'hybrid':
         net.hybridize(static_alloc=True, static_shape=True)
     return net
+
+
+def _broadcast_weights(trainer, kv):
+    """Give every worker rank 0's weights before anyone pushes a gradient.
+
+    MXNet 1.9's Trainer broadcasts the weights inside its first step, and nothing orders
+    that pull before the first gradient push to the same key: a late pull returns the
+    summed gradients instead (about one two-worker run in six). Broadcasting here,
+    waiting for the pulls and meeting at a barrier closes that window.
+    """
+    trainer._init_kvstore()
+    trainer._init_params()
+    mx.nd.waitall()
+    kv._barrier()
 
 
 def _load_pretrained(net, args, ctx):
@@ -402,6 +420,8 @@ def run(args):
     trainer = gluon.Trainer(net.collect_params(), 'nag', optimizer_params, kvstore=kv,
                             update_on_kvstore=on_servers)
     savable = None if on_servers else trainer
+    if 'dist' in kv.type and not on_servers:
+        _broadcast_weights(trainer, kv)
     start, best_err = _restore(args, net, savable, ctx, logger)
     # The schedule continues at the start epoch; states saved with another batch size or
     # run length carry another schedule, so ours replaces it.
