@@ -176,10 +176,11 @@ def _build_net(args, ctx, logger):
     net = get_model(args.model, **options)
     seed_everything(args.seed)
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
-    # One imperative pass finishes deferred initialization, so the trainer can hand every
-    # weight to the kvstore before the first step (see _broadcast_weights).
-    for device in ctx:
-        net(mx.nd.zeros((1, 3, args.input_size, args.input_size), ctx=device))
+    if 'dist' in args.kv_store:
+        # One imperative pass finishes deferred initialization, so the trainer can hand
+        # every weight to the kvstore before the first step (see _broadcast_weights).
+        for device in ctx:
+            net(mx.nd.zeros((1, 3, args.input_size, args.input_size), ctx=device))
     if args.use_pretrained:
         _load_pretrained(net, args, ctx)
     if args.resume_params:
