@@ -171,3 +171,12 @@ def _walk(block):
     yield block
     for child in block._children.values():
         yield from _walk(child)
+
+
+def test_wide_units_take_the_gluon_graph_unless_forced():
+    x = mx.nd.array(np.random.RandomState(3).randn(2, 128, 4, 4))
+    auto = make_unit(True, channels=128)
+    forced = make_unit(True, channels=128)
+    forced.fused = True
+    assert not auto._fusable() and forced._fusable() == (ops.load() is not None)
+    assert_same(run(forced, x, train=True), run(auto, x, train=True))
