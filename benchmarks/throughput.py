@@ -28,6 +28,7 @@ from mxnet import autograd, gluon
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 from gluon_atac import get_model  # noqa: E402  (path set up above)
+from gluon_atac.cli import without_options  # noqa: E402
 from gluon_atac.nn import ChaATAC  # noqa: E402
 
 GLUON_SUFFIX = '-gluon'
@@ -212,19 +213,6 @@ def memory(args, argv):
     return out
 
 
-def without_outputs(argv):
-    """``argv`` less its output options, for the memory probes."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ('--json', '--profile'):
-            skip = True
-        elif not arg.startswith(('--json=', '--profile=')):
-            out.append(arg)
-    return out
-
-
 def main(argv=None):
     """Run the benchmark and print (and optionally save) the table."""
     argv = sys.argv[1:] if argv is None else argv
@@ -248,7 +236,7 @@ def main(argv=None):
               'windows': args.windows, 'iters': args.iters,
               'throughput': measure(args, ctx)}
     if 'train' in args.modes and not args.no_memory:
-        report['train_memory'] = memory(args, without_outputs(argv))
+        report['train_memory'] = memory(args, without_options(argv, ('--json', '--profile')))
     print_report(report)
     if args.profile:
         profile(args, ctx, args.profile)

@@ -4,7 +4,7 @@ import sys
 
 import mxnet as mx
 
-__all__ = ['UsageError', 'cli_main', 'one_line', 'str2bool']
+__all__ = ['UsageError', 'cli_main', 'one_line', 'str2bool', 'without_options']
 
 
 class UsageError(Exception):
@@ -50,3 +50,24 @@ def str2bool(text):
     if value in ('0', 'false', 'no', 'n', 'off'):
         return False
     raise UsageError('expected a boolean, got %r' % (text,))
+
+
+def without_options(argv, names):
+    """``argv`` less the options ``names`` and their values (``--x v`` and ``--x=v``).
+
+    Parameters
+    ----------
+    argv : list of str
+    names : iterable of str
+        Option spellings such as ``'--json'``; each is taken to have one value.
+    """
+    names = tuple(names)
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif not arg.startswith(tuple(name + '=' for name in names)):
+            out.append(arg)
+    return out

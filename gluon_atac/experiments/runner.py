@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 
-from ..cli import UsageError
+from ..cli import UsageError, without_options
 from ..data.imagenet import write_synthetic_imagenet
 from ..training.checkpoint import atomic_write
 from ..training.metrics import read_metrics
@@ -125,26 +125,14 @@ def smoke_data_dir(root, dataset, source=None):
     return path
 
 
-def _comparable(args):
-    """``args`` without the per-attempt flags and their values."""
-    out, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in _ATTEMPT_FLAGS:
-            skip = True
-        else:
-            out.append(arg)
-    return out
-
-
 def _load_manifest(run):
     path = os.path.join(run.dir, MANIFEST)
     if not os.path.exists(path):
         return None
     with open(path) as handle:
         manifest = json.load(handle)
-    if _comparable(manifest.get('args', [])) != _comparable(run.args):
+    if without_options(manifest.get('args', []), _ATTEMPT_FLAGS) != \
+            without_options(run.args, _ATTEMPT_FLAGS):
         raise UsageError('%s was made by another command (different preset options or '
                          'budget); use another output folder' % run.dir)
     return manifest
