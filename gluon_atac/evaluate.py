@@ -14,7 +14,7 @@ import warnings
 
 import mxnet as mx
 
-from .cli import cli_main, UsageError
+from .cli import cli_main, UsageError, add_architecture_flags, architecture_options
 from .model_zoo import get_model
 from .train.evaluation import split_batch
 from .training import atomic_write, parse_devices
@@ -76,14 +76,9 @@ def _batches(args):
 
 def model_options(args, classes=None):
     """``get_model`` options from the shared architecture flags."""
-    options = dict(act_type=args.act_type, r=args.r, use_global=args.use_global,
-                   use_relu=not args.no_relu)
-    if args.act_layers is not None:
-        options['act_layers'] = args.act_layers
+    options = architecture_options(args)
     if args.classes or classes:
         options['classes'] = args.classes or classes
-    if args.attention:
-        options['attention'] = args.attention
     if args.model.lower().startswith('resnet'):
         # ResNets size Gather-Excite's pooling by it; CIFAR hosts have a fixed input.
         options['input_size'] = args.input_size
@@ -94,15 +89,7 @@ def add_model_flags(parser):
     """Architecture flags shared by ``evaluate`` and ``export``."""
     parser.add_argument('model', help='registered model name, e.g. resnet50_v1b')
     parser.add_argument('--params', required=True, help='.params file (save_parameters)')
-    parser.add_argument('--act-type', default='ChaATAC')
-    parser.add_argument('--r', type=int, default=2)
-    parser.add_argument('--act-layers', type=int, default=None,
-                        help='default: the model\'s (4 for CIFAR, 2 for ResNets)')
-    parser.add_argument('--use-global', '--useGlobal', dest='use_global',
-                        action='store_true')
-    parser.add_argument('--no-relu', action='store_true', help='ATAC without inner ReLU')
-    parser.add_argument('--attention', default=None,
-                        help='attention module on the residual branch (se, ge)')
+    add_architecture_flags(parser)
     parser.add_argument('--classes', type=int, default=None,
                         help='default: 1000 (ImageNet), the data set\'s for CIFAR')
     parser.add_argument('--input-size', type=int, default=224)

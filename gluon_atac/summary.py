@@ -1,7 +1,7 @@
 """``python -m gluon_atac.summary MODEL``: params and GMACs against the ReLU twin."""
 import argparse
 
-from .cli import cli_main
+from .cli import cli_main, add_architecture_flags, architecture_options
 from .model_zoo import get_model
 from .utils.counting import count_params, count_flops
 
@@ -51,23 +51,14 @@ def main(argv=None):
     """Print the params/GMACs table of a model and its ReLU twin."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('model', help='registered model name, e.g. cifar_resnet20_v2')
-    parser.add_argument('--act-type', default='ChaATAC')
-    parser.add_argument('--r', type=int, default=2)
-    parser.add_argument('--act-layers', type=int, default=None,
-                        help='default: 4 for CIFAR, 2 for ResNet')
-    parser.add_argument('--use-global', '--useGlobal', action='store_true')
-    parser.add_argument('--no-relu', action='store_true', help='drop the inner ReLU')
+    add_architecture_flags(parser)
     parser.add_argument('--classes', type=int, default=None,
                         help='default: 100 for CIFAR, 1000 for ResNet')
     parser.add_argument('--input-size', type=int, default=None,
                         help='default: 32 for CIFAR, 224 for ResNet')
     args = parser.parse_args(argv)
     cifar = args.model.lower().startswith('cifar')
-    kwargs = dict(act_type=args.act_type, r=args.r, use_global=args.use_global,
-                  use_relu=not args.no_relu,
-                  classes=args.classes or (100 if cifar else 1000))
-    if args.act_layers is not None:
-        kwargs['act_layers'] = args.act_layers
+    kwargs = dict(architecture_options(args), classes=args.classes or (100 if cifar else 1000))
     input_size = args.input_size or (32 if cifar else 224)
     print(format_table(args.model, summarize(args.model, input_size, **kwargs)))
 

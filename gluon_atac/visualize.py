@@ -15,7 +15,7 @@ import re
 import mxnet as mx
 import numpy as np
 
-from .cli import UsageError, cli_main
+from .cli import UsageError, cli_main, add_architecture_flags, architecture_options
 from .data.loader import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD
 from .data.transforms import normalize
 from .model_zoo import get_model
@@ -195,13 +195,7 @@ def main(argv=None):
     parser.add_argument('--params', required=True, help='.params file of the model')
     parser.add_argument('--image', required=True, help='image file (jpg, png)')
     parser.add_argument('--out', required=True, help='folder for the PNG')
-    parser.add_argument('--act-type', default='ChaATAC')
-    parser.add_argument('--r', type=int, default=2)
-    parser.add_argument('--act-layers', type=int, default=None,
-                        help='default: 4 for CIFAR, 2 for ResNet')
-    parser.add_argument('--use-global', '--useGlobal', action='store_true')
-    parser.add_argument('--no-relu', action='store_true', help='ATAC without inner ReLU')
-    parser.add_argument('--attention', default=None, help='se or ge, as trained')
+    add_architecture_flags(parser)
     parser.add_argument('--classes', type=int, default=None,
                         help='default: read from the params file')
     parser.add_argument('--input-size', type=int, default=None,
@@ -214,11 +208,8 @@ def main(argv=None):
         raise FileNotFoundError('params file not found: %s' % args.params)
     cifar = args.model.lower().startswith('cifar')
     size = args.input_size or (32 if cifar else 224)
-    kwargs = dict(act_type=args.act_type, r=args.r, use_relu=not args.no_relu,
-                  use_global=args.use_global, attention=args.attention,
-                  classes=args.classes or _classes_in(args.params) or (10 if cifar else 1000))
-    if args.act_layers is not None:
-        kwargs['act_layers'] = args.act_layers
+    kwargs = dict(architecture_options(args), classes=args.classes or
+                  _classes_in(args.params) or (10 if cifar else 1000))
     if not cifar:
         kwargs['input_size'] = size
     dataset = args.dataset or ('cifar' if cifar else 'imagenet')
