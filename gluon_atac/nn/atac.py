@@ -167,7 +167,7 @@ class ChaATAC(nn.HybridBlock):
         out = F.atac_gate(x, mode, *args, eps1=bn1._kwargs['eps'],
                           eps2=bn2._kwargs['eps'], momentum1=bn1._kwargs['momentum'],
                           momentum2=bn2._kwargs['momentum'], use_relu=int(self.use_relu))
-        return out[0]
+        return out[0] if isinstance(out, (list, tuple)) else out
 
     def __repr__(self):
         return '{}(channels={}, r={}, use_relu={}, use_global={})'.format(

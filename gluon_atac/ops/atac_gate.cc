@@ -2,19 +2,20 @@
 //
 //   a = W1 x,  u = BN1(a),  h = relu(u),  z = W2 h,  L = BN2(z),  y = x * sigmoid(L)
 //
-// per pixel, for NCHW float32 tensors on CPU. One sample's planes (C x HW) fit in L2, so
-// every pass works sample by sample on small GEMMs whose epilogues apply BN, ReLU,
-// sigmoid and the gating multiply, instead of writing the six intermediate tensors an
-// unfused graph stores. Batch statistics make passes over the whole batch unavoidable
-// (BN2's statistics depend on BN1's), so training recomputes the cheap point-wise
-// products rather than storing them.
+// per pixel, for NCHW float32 tensors on CPU. Work is split into tiles of one sample's
+// pixels small enough for the L1/L2 cache; within a tile the point-wise products are small
+// GEMMs whose epilogues apply BN, ReLU, sigmoid and the gating multiply, so no unfused
+// intermediate tensor is written.
+//
+// Inference is one pass over x. Training needs whole-batch passes (BN2's statistics depend
+// on BN1's): the forward keeps a and z in the operator's state, so each product runs once
+// forward (W1, W2) and once backward (W2^T, W1^T, and the two weight gradients).
 //
 // Inputs : x, mode, w1 (k,C,1,1), gamma1, beta1, mean1, var1, w2 (C,k,1,1), gamma2, beta2,
-//          mean2, var2. `mode` is the output of a tiny BatchNorm (see Python side): its
+//          mean2, var2. `mode` is the output of a tiny BatchNorm (see the Python side): its
 //          value tells batch-statistics mode from running-statistics mode, which custom
 //          operators are otherwise not told.
-// Outputs: y, saved (2k + 2C): the mean and biased variance each BN normalized with.
-// Backward updates the running statistics, as MXNet's own BatchNorm does on CPU.
+// Output : y. Backward updates the running statistics, as MXNet's BatchNorm does on CPU.
 #include <omp.h>
 
 #include <algorithm>
@@ -22,6 +23,10 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "lib_api.h"
 
@@ -35,7 +40,7 @@ typedef int vi __attribute__((vector_size(64)));
 
 inline vf load(const float* p) { vf v; std::memcpy(&v, p, sizeof(v)); return v; }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
-inline vf splat(float f) { return vf{} + f; }
+inline vf splat(float f) { return vf{f, f, f, f, f, f, f, f, f, f, f, f, f, f, f, f}; }
 inline float hsum(vf v) { float s = 0; for (int i = 0; i < V; ++i) s += v[i]; return s; }
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 inline vf vmin(vf a, vf b) { return a < b ? a : b; }
@@ -57,7 +62,18 @@ inline vf vexp(vf x) {
   return (vf)bits;
 }
 
-inline vf vsigmoid(vf x) { return splat(1.0f) / (splat(1.0f) + vexp(-x)); }
+// 1/d: a division costs as much as the rest of the sigmoid, the estimate plus one Newton
+// step is exact to float rounding.
+inline vf vrecip(vf d) {
+#ifdef __AVX512F__
+  vf r = (vf)_mm512_rcp14_ps((__m512)d);
+  return r + r * (splat(1.0f) - d * r);
+#else
+  return splat(1.0f) / d;
+#endif
+}
+
+inline vf vsigmoid(vf x) { return vrecip(splat(1.0f) + vexp(-x)); }
 
 // out-block of OB rows x PB vectors: acc = W[o0.., :] . in[:, p0..]; epi(o, p, acc).
 template <int OB, int PB, typename Epi>
@@ -90,6 +106,7 @@ inline void gemm_rows(const float* w, int in_rows, const float* in, int ld, int 
 template <typename Epi>
 void gemm(const float* w, int out_rows, int in_rows, const float* in, int ld, int P, Epi epi) {
   int o = 0;
+  for (; o + 8 <= out_rows; o += 8) gemm_rows<8>(w, in_rows, in, ld, o, P, epi);
   for (; o + 4 <= out_rows; o += 4) gemm_rows<4>(w, in_rows, in, ld, o, P, epi);
   for (; o < out_rows; ++o) gemm_rows<1>(w, in_rows, in, ld, o, P, epi);
 }
@@ -147,15 +164,29 @@ bool batch_stats_mode(MXTensor& mode) {
   return std::fabs(m[1] - m[0]) < 4.0f;
 }
 
-// Shapes, pointers and per-channel coefficients shared by all passes.
+// One BN as per-channel coefficients: u = sc * a + sh, and the mean and 1/std it used.
+struct Norm {
+  std::vector<float> mean, var, sc, sh, rs;
+  void set(const float* m, const float* v, float eps, const float* g, const float* b, int n) {
+    mean.assign(m, m + n); var.assign(v, v + n);
+    rs.resize(n); sc.resize(n); sh.resize(n);
+    for (int c = 0; c < n; ++c) {
+      rs[c] = 1.0f / std::sqrt(v[c] + eps);
+      sc[c] = g[c] * rs[c];
+      sh[c] = b[c] - sc[c] * m[c];
+    }
+  }
+  vf affine(int c, vf a) const { return splat(sc[c]) * a + splat(sh[c]); }
+  vf normalized(int c, vf a) const { return (a - splat(mean[c])) * splat(rs[c]); }
+};
+
+// Shapes, pointers and the split into tiles: sample n's pixels [p0, p0 + T) in tile order.
 struct Gate {
-  int N, C, K, HW, P;
-  bool relu, direct;  // direct: HW is a multiple of V, planes are used in place
+  int N, C, K, HW, P, T, tiles;  // P: HW rounded up to V; T: tile width, a multiple of V
+  bool relu;
   const float *x, *w1, *w2;
-  std::vector<float> w1t, w2t;        // transposed weights for the backward products
-  std::vector<float> sc1, sh1, sc2, sh2;  // BN as scale/shift: u = sc*a + sh
-  std::vector<float> mu1, rs1, mu2, rs2;  // mean and 1/std each BN used
-  vf tail;                                // 1 on real pixels of the last vector
+  const float *g1, *b1, *g2, *b2;
+  Norm bn1, bn2;
 
   Gate(std::vector<MXTensor>& in, bool relu_) : relu(relu_) {
     MXTensor& xt = in[0];
@@ -164,384 +195,350 @@ struct Gate {
     for (size_t d = 2; d < xt.shape.size(); ++d) HW *= xt.shape[d];
     K = in[2].shape[0];
     P = (HW + V - 1) / V * V;
-    direct = (P == HW);
+    // keep a tile of C rows near 32 KiB, at least two vectors wide
+    T = std::min(P, std::max(2 * V, (8192 / C + V - 1) / V * V));
+    tiles = (HW + T - 1) / T;
     x = xt.data<float>(); w1 = in[2].data<float>(); w2 = in[7].data<float>();
-    for (int i = 0; i < V; ++i) tail[i] = (P - V + i < HW) ? 1.0f : 0.0f;
+    g1 = in[3].data<float>(); b1 = in[4].data<float>();
+    g2 = in[8].data<float>(); b2 = in[9].data<float>();
   }
-
-  void set_stats1(const float* mean, const float* var, float eps, const float* g,
-                  const float* b) {
-    fill(mean, var, eps, g, b, K, &mu1, &rs1, &sc1, &sh1);
+  int items() const { return N * tiles; }
+  vf h_of(int k, vf a) const {  // relu(BN1(a))
+    vf u = bn1.affine(k, a);
+    return relu ? vmax(u, vf{}) : u;
   }
-  void set_stats2(const float* mean, const float* var, float eps, const float* g,
-                  const float* b) {
-    fill(mean, var, eps, g, b, C, &mu2, &rs2, &sc2, &sh2);
-  }
-  static void fill(const float* mean, const float* var, float eps, const float* g,
-                   const float* b, int n, std::vector<float>* mu, std::vector<float>* rs,
-                   std::vector<float>* sc, std::vector<float>* sh) {
-    mu->assign(mean, mean + n);
-    rs->resize(n); sc->resize(n); sh->resize(n);
-    for (int c = 0; c < n; ++c) {
-      (*rs)[c] = 1.0f / std::sqrt(var[c] + eps);
-      (*sc)[c] = g[c] * (*rs)[c];
-      (*sh)[c] = b[c] - (*sc)[c] * mean[c];
-    }
-  }
-  void transpose_weights() {
-    w1t.resize((size_t)K * C); w2t.resize((size_t)K * C);
-    for (int k = 0; k < K; ++k)
-      for (int c = 0; c < C; ++c) {
-        w1t[(size_t)c * K + k] = w1[(size_t)k * C + c];
-        w2t[(size_t)k * C + c] = w2[(size_t)c * K + k];
-      }
-  }
-  vf mask(int p) const { return p + V > HW ? tail : splat(1.0f); }
 };
 
-// One sample's planes: a view of the tensor when HW is a multiple of V, else a zero-padded
-// copy (ld = P either way).
-struct Planes {
+// One tile: sample n, pixels [p0, p0 + len); width = len rounded up to V.
+struct Tile {
+  int n, p0, len, width;
+  vf tail;  // 1 on the real pixels of the last vector
+  Tile(const Gate& g, int item) {
+    n = item / g.tiles;
+    p0 = (item % g.tiles) * g.T;
+    len = std::min(g.T, g.HW - p0);
+    width = (len + V - 1) / V * V;
+    for (int i = 0; i < V; ++i) tail[i] = (width - V + i < len) ? 1.0f : 0.0f;
+  }
+  bool full() const { return len == width; }
+  vf mask(int p) const { return p + V > len ? tail : splat(1.0f); }
+  // offset of (row, pixel p) in an N x rows x HW tensor and in an N x rows x P buffer
+  size_t at(const Gate& g, int rows, int row, int p) const {
+    return ((size_t)n * rows + row) * g.HW + p0 + p;
+  }
+  size_t padded(const Gate& g, int rows, int row, int p) const {
+    return ((size_t)n * rows + row) * g.P + p0 + p;
+  }
+};
+
+// Rows of a tile of an N x rows x HW tensor: in place when whole vectors fit, else a
+// zero-padded copy.
+struct View {
   const float* ptr;
+  int ld;
   std::vector<float> copy;
-  void bind(const float* src, int rows, const Gate& g) {
-    if (g.direct) { ptr = src; return; }
-    copy.assign((size_t)rows * g.P, 0.0f);
+  void bind(const float* base, int rows, const Gate& g, const Tile& t) {
+    if (t.full()) { ptr = base + t.at(g, rows, 0, 0); ld = g.HW; return; }
+    copy.assign((size_t)rows * t.width, 0.0f);
     for (int r = 0; r < rows; ++r)
-      std::memcpy(&copy[(size_t)r * g.P], src + (size_t)r * g.HW, g.HW * sizeof(float));
-    ptr = copy.data();
+      std::memcpy(&copy[(size_t)r * t.width], base + t.at(g, rows, r, 0),
+                  t.len * sizeof(float));
+    ptr = copy.data(); ld = t.width;
+  }
+  vf get(int row, int p) const { return load(ptr + (size_t)row * ld + p); }
+};
+
+// Destination rows of a tile: in place, or a buffer written back by flush().
+struct Sink {
+  float* ptr;
+  int ld;
+  std::vector<float> buf;
+  float* dst;
+  const Gate* g;
+  const Tile* t;
+  void bind(float* base, int rows, const Gate& gate, const Tile& tile) {
+    g = &gate; t = &tile;
+    dst = base + tile.at(gate, rows, 0, 0);
+    if (tile.full()) { ptr = dst; ld = gate.HW; return; }
+    buf.resize((size_t)rows * tile.width);
+    ptr = buf.data(); ld = tile.width;
+  }
+  void put(int row, int p, vf v) { store(ptr + (size_t)row * ld + p, v); }
+  void flush(int rows) {
+    if (t->full()) return;
+    for (int r = 0; r < rows; ++r)
+      std::memcpy(dst + (size_t)r * g->HW, &buf[(size_t)r * ld], t->len * sizeof(float));
   }
 };
 
-void write_planes(const std::vector<float>& buf, int rows, const Gate& g, float* dst) {
-  for (int r = 0; r < rows; ++r)
-    std::memcpy(dst + (size_t)r * g.HW, &buf[(size_t)r * g.P], g.HW * sizeof(float));
-}
-
-// Per-thread scratch of the forward chain.
+// Per-thread buffers of a pass.
 struct Scratch {
-  std::vector<float> a, h, z, s, d1, d2, out;
-  Planes xp, dyp;
-  void size(const Gate& g) {
-    size_t kp = (size_t)g.K * g.P, cp = (size_t)g.C * g.P;
-    a.resize(kp); h.resize(kp); z.resize(cp); s.resize(cp);
-    d1.resize(cp); d2.resize(kp); out.resize(cp);
-  }
+  View x, dy;
+  Sink out;
+  std::vector<float> h, d;  // K x T and max(C, K) x T
+  explicit Scratch(const Gate& g)
+      : h((size_t)g.K * g.T), d((size_t)std::max(g.C, g.K) * g.T) {}
 };
 
-// a = W1 x and h = relu(sc1 a + sh1) for one sample (x planes already bound).
-void chain_h(const Gate& g, Scratch& t) {
-  float* a = t.a.data();
-  float* h = t.h.data();
-  const float* sc = g.sc1.data();
-  const float* sh = g.sh1.data();
-  const bool relu = g.relu;
-  const int P = g.P;
-  gemm(g.w1, g.K, g.C, t.xp.ptr, P, P, [&](int o, int p, vf acc) {
-    store(a + (size_t)o * P + p, acc);
-    vf u = splat(sc[o]) * acc + splat(sh[o]);
-    store(h + (size_t)o * P + p, relu ? vmax(u, vf{}) : u);
-  });
-}
+int threads() { return std::max(1, omp_get_max_threads()); }
 
-// z = W2 h into t.z and s = sigmoid(sc2 z + sh2) into t.s.
-void chain_s(const Gate& g, Scratch& t) {
-  float* z = t.z.data();
-  float* s = t.s.data();
-  const float* sc = g.sc2.data();
-  const float* sh = g.sh2.data();
-  const int P = g.P;
-  gemm(g.w2, g.C, g.K, t.h.data(), P, P, [&](int o, int p, vf acc) {
-    store(z + (size_t)o * P + p, acc);
-    store(s + (size_t)o * P + p, vsigmoid(splat(sc[o]) * acc + splat(sh[o])));
-  });
-}
-
-// Per-thread double accumulators reduced after a parallel pass.
+// Per-thread double sums of two per-channel quantities, and per-thread weight gradients.
 struct Sums {
+  int n;
   std::vector<std::vector<double>> per_thread;
-  Sums(int threads, size_t n) : per_thread(threads, std::vector<double>(n, 0.0)) {}
-  std::vector<double>& mine() { return per_thread[omp_get_thread_num()]; }
+  Sums(int threads, int n_) : n(n_), per_thread(threads, std::vector<double>(2 * n_, 0.0)) {}
+  void add(int c, vf first, vf second) {
+    std::vector<double>& s = per_thread[omp_get_thread_num()];
+    s[c] += hsum(first); s[n + c] += hsum(second);
+  }
   std::vector<double> total() const {
-    std::vector<double> out(per_thread[0].size(), 0.0);
+    std::vector<double> out(2 * n, 0.0);
     for (const auto& v : per_thread)
       for (size_t i = 0; i < v.size(); ++i) out[i] += v[i];
     return out;
   }
+  // mean and biased variance over m values from the sums of a and a^2
+  void moments(double m, std::vector<float>* mean, std::vector<float>* var) const {
+    const std::vector<double> s = total();
+    mean->resize(n); var->resize(n);
+    for (int c = 0; c < n; ++c) {
+      double mu = s[c] / m;
+      (*mean)[c] = (float)mu;
+      (*var)[c] = (float)std::max(0.0, s[n + c] / m - mu * mu);
+    }
+  }
 };
 
-// mean and biased variance from sums of x and x^2 over m values.
-void moments(const std::vector<double>& s, int n, double m, float* mean, float* var) {
-  for (int c = 0; c < n; ++c) {
-    double mu = s[c] / m;
-    mean[c] = (float)mu;
-    var[c] = (float)std::max(0.0, s[n + c] / m - mu * mu);
+// Runs body(scratch, tile) over all tiles of the batch on every thread.
+template <typename Body>
+void for_tiles(const Gate& g, Body body) {
+#pragma omp parallel num_threads(threads())
+  {
+    Scratch s(g);
+#pragma omp for schedule(static)
+    for (int i = 0; i < g.items(); ++i) {
+      Tile t(g, i);
+      body(s, t);
+    }
   }
 }
 
-int threads() { return std::max(1, omp_get_max_threads()); }
+// h = relu(BN1(W1 x)) of a tile into s.h (x already bound).
+void tile_h_from_x(const Gate& g, Scratch& s, const Tile& t) {
+  float* h = s.h.data();
+  const int T = g.T;
+  gemm(g.w1, g.K, g.C, s.x.ptr, s.x.ld, t.width, [&](int o, int p, vf a) {
+    store(h + (size_t)o * T + p, g.h_of(o, a));
+  });
+}
 
-MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
-                      std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                      const OpResource& res) {
-  std::vector<MXTensor>& in = *inputs;
-  const Attrs at = parse(attrs);
-  Gate g(in, at.relu);
-  const bool batch = batch_stats_mode(in[1]);
-  float* y = (*outputs)[0].data<float>();
-  float* saved = (*outputs)[1].data<float>();
-  float *mean1 = saved, *var1 = saved + g.K, *mean2 = saved + 2 * g.K,
-        *var2 = saved + 2 * g.K + g.C;
-  const float *g1 = in[3].data<float>(), *b1 = in[4].data<float>();
-  const float *g2 = in[8].data<float>(), *b2 = in[9].data<float>();
-  const int nt = threads();
+// h = relu(BN1(a)) of a tile into s.h from the stored a.
+void tile_h_from_a(const Gate& g, const float* a, Scratch& s, const Tile& t) {
+  for (int k = 0; k < g.K; ++k)
+    for (int p = 0; p < t.width; p += V)
+      store(&s.h[(size_t)k * g.T + p], g.h_of(k, load(a + t.padded(g, g.K, k, p))));
+}
+
+// What the forward keeps for the backward, per operator node.
+struct Saved {
+  std::vector<float> a, z;  // N x K x P and N x C x P
+  int N = -1, HW = -1;
+  bool valid = false;
+};
+
+void infer(Gate& g, float* y) {
+  for_tiles(g, [&](Scratch& s, const Tile& t) {
+    s.x.bind(g.x, g.C, g, t);
+    s.out.bind(y, g.C, g, t);
+    tile_h_from_x(g, s, t);
+    gemm(g.w2, g.C, g.K, s.h.data(), g.T, t.width, [&](int o, int p, vf z) {
+      s.out.put(o, p, s.x.get(o, p) * vsigmoid(g.bn2.affine(o, z)));
+    });
+    s.out.flush(g.C);
+  });
+}
+
+// a = W1 x into saved.a; returns the sums of a and a^2 per channel.
+Sums store_a(Gate& g, Saved* sv) {
+  Sums sums(threads(), g.K);
+  float* a = sv->a.data();
+  for_tiles(g, [&](Scratch& s, const Tile& t) {
+    s.x.bind(g.x, g.C, g, t);
+    std::vector<vf> sum(g.K, vf{}), sq(g.K, vf{});
+    gemm(g.w1, g.K, g.C, s.x.ptr, s.x.ld, t.width, [&](int o, int p, vf v) {
+      store(a + t.padded(g, g.K, o, p), v);
+      sum[o] += v; sq[o] += v * v;  // padded pixels hold a = 0
+    });
+    for (int o = 0; o < g.K; ++o) sums.add(o, sum[o], sq[o]);
+  });
+  return sums;
+}
+
+// z = W2 relu(BN1(a)) into saved.z; returns the sums of z and z^2 per channel.
+Sums store_z(Gate& g, Saved* sv) {
+  Sums sums(threads(), g.C);
+  float* z = sv->z.data();
+  for_tiles(g, [&](Scratch& s, const Tile& t) {
+    tile_h_from_a(g, sv->a.data(), s, t);
+    std::vector<vf> sum(g.C, vf{}), sq(g.C, vf{});
+    gemm(g.w2, g.C, g.K, s.h.data(), g.T, t.width, [&](int o, int p, vf v) {
+      store(z + t.padded(g, g.C, o, p), v);
+      v *= t.mask(p);
+      sum[o] += v; sq[o] += v * v;
+    });
+    for (int o = 0; o < g.C; ++o) sums.add(o, sum[o], sq[o]);
+  });
+  return sums;
+}
+
+void prepare_saved(const Gate& g, Saved* sv) {
+  sv->a.resize((size_t)g.N * g.K * g.P);
+  sv->z.resize((size_t)g.N * g.C * g.P);
+  sv->N = g.N; sv->HW = g.HW;
+}
+
+// Fills `saved` with a and z under the coefficients already in g (running statistics).
+void recompute_saved(Gate& g, Saved* sv) {
+  prepare_saved(g, sv);
+  store_a(g, sv);
+  store_z(g, sv);
+  sv->valid = true;
+}
+
+void train_forward(Gate& g, const Attrs& at, Saved* sv, float* y) {
+  prepare_saved(g, sv);
   const double M = (double)g.N * g.HW;
-  const int N = g.N, K = g.K, C = g.C, P = g.P;
-
-  if (batch) {
-    // Pass 1: statistics of a = W1 x.
-    Sums s1(nt, 2 * (size_t)K);
-#pragma omp parallel num_threads(nt)
-    {
-      Scratch t; t.size(g);
-      std::vector<double>& acc = s1.mine();
-#pragma omp for schedule(static)
-      for (int n = 0; n < N; ++n) {
-        t.xp.bind(g.x + (size_t)n * C * g.HW, C, g);
-        std::vector<vf> sum(K, vf{}), sq(K, vf{});
-        gemm(g.w1, K, C, t.xp.ptr, P, P, [&](int o, int, vf a) {
-          sum[o] += a; sq[o] += a * a;  // padded pixels hold a = 0
-        });
-        for (int o = 0; o < K; ++o) { acc[o] += hsum(sum[o]); acc[K + o] += hsum(sq[o]); }
-      }
-    }
-    moments(s1.total(), K, M, mean1, var1);
-    g.set_stats1(mean1, var1, at.eps1, g1, b1);
-    // Pass 2: statistics of z = W2 relu(BN1(a)).
-    Sums s2(nt, 2 * (size_t)C);
-#pragma omp parallel num_threads(nt)
-    {
-      Scratch t; t.size(g);
-      std::vector<double>& acc = s2.mine();
-#pragma omp for schedule(static)
-      for (int n = 0; n < N; ++n) {
-        t.xp.bind(g.x + (size_t)n * C * g.HW, C, g);
-        chain_h(g, t);
-        std::vector<vf> sum(C, vf{}), sq(C, vf{});
-        gemm(g.w2, C, K, t.h.data(), P, P, [&](int o, int p, vf z) {
-          z *= g.mask(p);
-          sum[o] += z; sq[o] += z * z;
-        });
-        for (int o = 0; o < C; ++o) { acc[o] += hsum(sum[o]); acc[C + o] += hsum(sq[o]); }
-      }
-    }
-    moments(s2.total(), C, M, mean2, var2);
-    g.set_stats2(mean2, var2, at.eps2, g2, b2);
-  } else {
-    std::memcpy(mean1, in[5].data<float>(), K * sizeof(float));
-    std::memcpy(var1, in[6].data<float>(), K * sizeof(float));
-    std::memcpy(mean2, in[10].data<float>(), C * sizeof(float));
-    std::memcpy(var2, in[11].data<float>(), C * sizeof(float));
-    g.set_stats1(mean1, var1, at.eps1, g1, b1);
-    g.set_stats2(mean2, var2, at.eps2, g2, b2);
-  }
-  // Output pass: y = x * sigmoid(BN2(W2 relu(BN1(W1 x)))).
-#pragma omp parallel num_threads(nt)
-  {
-    Scratch t; t.size(g);
-#pragma omp for schedule(static)
-    for (int n = 0; n < N; ++n) {
-      const size_t off = (size_t)n * C * g.HW;
-      t.xp.bind(g.x + off, C, g);
-      chain_h(g, t);
-      const float* xp = t.xp.ptr;
-      float* dst = g.direct ? y + off : t.out.data();
-      const float* sc = g.sc2.data();
-      const float* sh = g.sh2.data();
-      gemm(g.w2, C, K, t.h.data(), P, P, [&](int o, int p, vf z) {
-        size_t i = (size_t)o * P + p;
-        store(dst + i, load(xp + i) * vsigmoid(splat(sc[o]) * z + splat(sh[o])));
-      });
-      if (!g.direct) write_planes(t.out, C, g, y + off);
-    }
-  }
-  return MX_SUCCESS;
+  std::vector<float> mean, var;
+  store_a(g, sv).moments(M, &mean, &var);
+  g.bn1.set(mean.data(), var.data(), at.eps1, g.g1, g.b1, g.K);
+  store_z(g, sv).moments(M, &mean, &var);
+  g.bn2.set(mean.data(), var.data(), at.eps2, g.g2, g.b2, g.C);
+  sv->valid = true;
+  const float* z = sv->z.data();
+  for_tiles(g, [&](Scratch& s, const Tile& t) {
+    s.x.bind(g.x, g.C, g, t);
+    s.out.bind(y, g.C, g, t);
+    for (int c = 0; c < g.C; ++c)
+      for (int p = 0; p < t.width; p += V)
+        s.out.put(c, p, s.x.get(c, p) * vsigmoid(g.bn2.affine(c, load(z + t.padded(g, g.C, c, p)))));
+    s.out.flush(g.C);
+  });
 }
 
-// BN input gradient as d_in = k (d_out - cb - xhat cg) from the sums of d_out (s[0:n]) and
+// BN input gradient d_in = k (d_out - cb - xhat cg) from the sums of d_out (s[0:n]) and
 // d_out * xhat (s[n:2n]); the centring terms cb, cg exist only with batch statistics.
-void bn_grad_coefficients(const std::vector<double>& s, const float* gamma,
-                          const std::vector<float>& rs, int n, bool batch, double m,
-                          std::vector<float>* k, std::vector<float>* cb,
-                          std::vector<float>* cg) {
-  k->resize(n); cb->assign(n, 0.0f); cg->assign(n, 0.0f);
-  for (int c = 0; c < n; ++c) {
-    (*k)[c] = gamma[c] * rs[c];
-    if (batch) { (*cb)[c] = (float)(s[c] / m); (*cg)[c] = (float)(s[n + c] / m); }
+struct NormGrad {
+  std::vector<float> k, cb, cg;
+  NormGrad(const std::vector<double>& s, const float* gamma, const Norm& bn, int n, bool batch,
+           double m)
+      : k(n), cb(n, 0.0f), cg(n, 0.0f) {
+    for (int c = 0; c < n; ++c) {
+      k[c] = gamma[c] * bn.rs[c];
+      if (batch) { cb[c] = (float)(s[c] / m); cg[c] = (float)(s[n + c] / m); }
+    }
   }
+  vf apply(int c, vf d, vf xhat) const {
+    return splat(k[c]) * (d - splat(cb[c]) - xhat * splat(cg[c]));
+  }
+};
+
+std::vector<float> transposed(const float* w, int rows, int cols) {
+  std::vector<float> t((size_t)rows * cols);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) t[(size_t)c * rows + r] = w[(size_t)r * cols + c];
+  return t;
 }
 
-// Backward. inputs: dy, dsaved, x, mode, w1, g1, b1, m1, v1, w2, g2, b2, m2, v2, y, saved.
-// outputs: dx, dmode, dw1, dg1, db1, dm1, dv1, dw2, dg2, db2, dm2, dv2.
-MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs,
-                       std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                       const OpResource& res) {
-  std::vector<MXTensor>& all = *inputs;
-  std::vector<MXTensor> in(all.begin() + 2, all.begin() + 14);  // the forward's inputs
-  std::vector<MXTensor>& out = *outputs;
-  const Attrs at = parse(attrs);
-  Gate g(in, at.relu);
-  const bool batch = batch_stats_mode(in[1]);
-  const float* dy = all[0].data<float>();
-  const float* saved = all[15].data<float>();
-  const int N = g.N, K = g.K, C = g.C, P = g.P;
-  const float *mean1 = saved, *var1 = saved + K, *mean2 = saved + 2 * K,
-              *var2 = saved + 2 * K + C;
-  const float *g1 = in[3].data<float>(), *b1 = in[4].data<float>();
-  const float *g2 = in[8].data<float>(), *b2 = in[9].data<float>();
-  g.set_stats1(mean1, var1, at.eps1, g1, b1);
-  g.set_stats2(mean2, var2, at.eps2, g2, b2);
-  g.transpose_weights();
-  const int nt = threads();
-  const double M = (double)N * g.HW;
+void reduce(const std::vector<std::vector<float>>& parts, float* dst) {
+  std::fill(dst, dst + parts[0].size(), 0.0f);
+  for (const auto& part : parts)
+    for (size_t i = 0; i < part.size(); ++i) dst[i] += part[i];
+}
 
-  // Binds sample `off` of x and dy and recomputes its forward chain (a, h, z, s).
-  auto recompute = [&](Scratch& t, size_t off) {
-    t.xp.bind(g.x + off, C, g);
-    t.dyp.bind(dy + off, C, g);
-    chain_h(g, t);
-    chain_s(g, t);
+// Backward. in: dy, then the forward's 12 inputs. out: dx, dmode, dw1, dg1, db1, dm1, dv1,
+// dw2, dg2, db2, dm2, dv2.
+void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, Saved* sv,
+                    std::vector<MXTensor>& in, std::vector<MXTensor>& out) {
+  const int C = g.C, K = g.K, nt = threads();
+  const double M = (double)g.N * g.HW;
+  const float *a = sv->a.data(), *z = sv->z.data();
+  // dL and du of the whole batch: whole-batch sums stand between their passes
+  static thread_local std::vector<float> dl_buf, du_buf;
+  dl_buf.resize(sv->z.size()); du_buf.resize(sv->a.size());
+  float *dl = dl_buf.data(), *du = du_buf.data();
+  auto sig = [&](const Tile& t, int c, int p) {
+    return vsigmoid(g.bn2.affine(c, load(z + t.padded(g, C, c, p))));
   };
 
-  // Pass 1: dL = dy x s(1-s); sums of dL and dL * zhat give dbeta2 and dgamma2.
-  Sums s2(nt, 2 * (size_t)C);
-#pragma omp parallel num_threads(nt)
-  {
-    Scratch t; t.size(g);
-    std::vector<double>& acc = s2.mine();
-#pragma omp for schedule(static)
-    for (int n = 0; n < N; ++n) {
-      const size_t off = (size_t)n * C * g.HW;
-      recompute(t, off);
-      for (int c = 0; c < C; ++c) {
-        vf sd = vf{}, sdz = vf{};
-        const vf mu = splat(g.mu2[c]), rs = splat(g.rs2[c]);
-        for (int p = 0; p < P; p += V) {
-          size_t i = (size_t)c * P + p;
-          vf s = load(&t.s[i]);
-          vf dl = load(t.dyp.ptr + i) * load(t.xp.ptr + i) * s * (splat(1.0f) - s);
-          sd += dl;
-          sdz += dl * (load(&t.z[i]) - mu) * rs * g.mask(p);
-        }
-        acc[c] += hsum(sd); acc[C + c] += hsum(sdz);
-      }
-    }
-  }
-  const std::vector<double> t2 = s2.total();
-  std::vector<float> k2, cb2, cg2;
-  bn_grad_coefficients(t2, g2, g.rs2, C, batch, M, &k2, &cb2, &cg2);
-
-  // dz for one sample into t.d1 (needs t.s, t.z); then dh = W2^T dz into t.d2.
-  auto dz_dh = [&](Scratch& t) {
+  // Pass 1: dL = dy x s(1 - s); sums of dL and dL * zhat give dbeta2 and dgamma2.
+  Sums s2(nt, C);
+  for_tiles(g, [&](Scratch& s, const Tile& t) {
+    s.x.bind(g.x, C, g, t);
+    s.dy.bind(dy_base, C, g, t);
     for (int c = 0; c < C; ++c) {
-      const vf mu = splat(g.mu2[c]), rs = splat(g.rs2[c]);
-      const vf kc = splat(k2[c]), bc = splat(cb2[c]), gc = splat(cg2[c]);
-      for (int p = 0; p < P; p += V) {
-        size_t i = (size_t)c * P + p;
-        vf s = load(&t.s[i]);
-        vf dl = load(t.dyp.ptr + i) * load(t.xp.ptr + i) * s * (splat(1.0f) - s);
-        vf zh = (load(&t.z[i]) - mu) * rs;
-        store(&t.d1[i], kc * (dl - bc - zh * gc) * g.mask(p));
+      vf sd = vf{}, sdz = vf{};
+      for (int p = 0; p < t.width; p += V) {
+        vf sv_ = sig(t, c, p);
+        size_t i = t.padded(g, C, c, p);
+        vf d = s.dy.get(c, p) * s.x.get(c, p) * sv_ * (splat(1.0f) - sv_);
+        store(dl + i, d);
+        sd += d;
+        sdz += d * g.bn2.normalized(c, load(z + i));
       }
+      s2.add(c, sd, sdz);
     }
-    float* dh = t.d2.data();
-    gemm(g.w2t.data(), K, C, t.d1.data(), P, P,
-         [&](int o, int p, vf acc) { store(dh + (size_t)o * P + p, acc); });
-  };
-  // du = dh * [u > 0], in place in t.d2.
-  auto relu_grad = [&](Scratch& t) {
-    if (!g.relu) return;
-    for (int k = 0; k < K; ++k)
-      for (int p = 0; p < P; p += V) {
-        size_t i = (size_t)k * P + p;
-        vf u = splat(g.sc1[k]) * load(&t.a[i]) + splat(g.sh1[k]);
-        vf du = load(&t.d2[i]);
-        store(&t.d2[i], u > vf{} ? du : vf{});
-      }
-  };
+  });
+  const std::vector<double> t2 = s2.total();
+  const NormGrad ng2(t2, g.g2, g.bn2, C, batch, M);
 
-  // Pass 2: dW2 = sum dz h^T, and sums of du, du * ahat give dbeta1, dgamma1.
-  Sums s1(nt, 2 * (size_t)K);
+  // Pass 2: dz, dW2 = sum dz h^T, du = W2^T dz [u > 0]; sums of du, du * ahat.
+  const std::vector<float> w2t = transposed(g.w2, C, K), w1t = transposed(g.w1, K, C);
+  Sums s1(nt, K);
   std::vector<std::vector<float>> dw2(nt, std::vector<float>((size_t)C * K, 0.0f));
-#pragma omp parallel num_threads(nt)
-  {
-    Scratch t; t.size(g);
-    std::vector<double>& acc = s1.mine();
-    float* dw = dw2[omp_get_thread_num()].data();
-#pragma omp for schedule(static)
-    for (int n = 0; n < N; ++n) {
-      const size_t off = (size_t)n * C * g.HW;
-      recompute(t, off);
-      dz_dh(t);
-      outer(t.d1.data(), P, C, t.h.data(), P, K, P, dw);
-      relu_grad(t);
-      for (int k = 0; k < K; ++k) {
-        vf sd = vf{}, sda = vf{};
-        const vf mu = splat(g.mu1[k]), rs = splat(g.rs1[k]);
-        for (int p = 0; p < P; p += V) {
-          size_t i = (size_t)k * P + p;
-          vf du = load(&t.d2[i]);
-          sd += du;
-          sda += du * (load(&t.a[i]) - mu) * rs;
-        }
-        acc[k] += hsum(sd); acc[K + k] += hsum(sda);
+  for_tiles(g, [&](Scratch& s, const Tile& t) {
+    float* dz = s.d.data();
+    for (int c = 0; c < C; ++c)
+      for (int p = 0; p < t.width; p += V) {
+        size_t i = t.padded(g, C, c, p);
+        vf zh = g.bn2.normalized(c, load(z + i));
+        store(dz + (size_t)c * g.T + p, ng2.apply(c, load(dl + i), zh) * t.mask(p));
       }
-    }
-  }
+    tile_h_from_a(g, a, s, t);
+    outer(dz, g.T, C, s.h.data(), g.T, K, t.width, dw2[omp_get_thread_num()].data());
+    std::vector<vf> sum(K, vf{}), sda(K, vf{});
+    gemm(w2t.data(), K, C, dz, g.T, t.width, [&](int k, int p, vf dh) {
+      size_t i = t.padded(g, K, k, p);
+      vf av = load(a + i);
+      vf d = g.relu ? (g.bn1.affine(k, av) > vf{} ? dh : vf{}) : dh;
+      store(du + i, d);
+      sum[k] += d; sda[k] += d * g.bn1.normalized(k, av);  // padded pixels: dz = 0
+    });
+    for (int k = 0; k < K; ++k) s1.add(k, sum[k], sda[k]);
+  });
   const std::vector<double> t1 = s1.total();
-  std::vector<float> k1, cb1, cg1;
-  bn_grad_coefficients(t1, g1, g.rs1, K, batch, M, &k1, &cb1, &cg1);
+  const NormGrad ng1(t1, g.g1, g.bn1, K, batch, M);
 
   // Pass 3: da, dW1 = sum da x^T, dx = dy s + W1^T da.
   float* dx = out[0].data<float>();
   std::vector<std::vector<float>> dw1(nt, std::vector<float>((size_t)K * C, 0.0f));
-#pragma omp parallel num_threads(nt)
-  {
-    Scratch t; t.size(g);
-    float* dw = dw1[omp_get_thread_num()].data();
-#pragma omp for schedule(static)
-    for (int n = 0; n < N; ++n) {
-      const size_t off = (size_t)n * C * g.HW;
-      recompute(t, off);
-      dz_dh(t);
-      relu_grad(t);
-      float* da = t.d2.data();  // du becomes da in place
-      for (int k = 0; k < K; ++k) {
-        const vf mu = splat(g.mu1[k]), rs = splat(g.rs1[k]);
-        const vf kk = splat(k1[k]), bk = splat(cb1[k]), gk = splat(cg1[k]);
-        for (int p = 0; p < P; p += V) {
-          size_t i = (size_t)k * P + p;
-          vf ah = (load(&t.a[i]) - mu) * rs;
-          store(&da[i], kk * (load(&da[i]) - bk - ah * gk) * g.mask(p));
-        }
+  for_tiles(g, [&](Scratch& s, const Tile& t) {
+    float* da = s.d.data();
+    for (int k = 0; k < K; ++k)
+      for (int p = 0; p < t.width; p += V) {
+        size_t i = t.padded(g, K, k, p);
+        vf ah = g.bn1.normalized(k, load(a + i));
+        store(da + (size_t)k * g.T + p, ng1.apply(k, load(du + i), ah) * t.mask(p));
       }
-      outer(da, P, K, t.xp.ptr, P, C, P, dw);
-      float* dst = g.direct ? dx + off : t.out.data();
-      const float* dyp = t.dyp.ptr;
-      const float* s = t.s.data();
-      gemm(g.w1t.data(), C, K, da, P, P, [&](int o, int p, vf acc) {
-        size_t i = (size_t)o * P + p;
-        store(dst + i, load(dyp + i) * load(s + i) + acc);
-      });
-      if (!g.direct) write_planes(t.out, C, g, dx + off);
-    }
-  }
+    s.x.bind(g.x, C, g, t);
+    s.dy.bind(dy_base, C, g, t);
+    s.out.bind(dx, C, g, t);
+    outer(da, g.T, K, s.x.ptr, s.x.ld, C, t.width, dw1[omp_get_thread_num()].data());
+    gemm(w1t.data(), C, K, da, g.T, t.width, [&](int c, int p, vf acc) {
+      s.out.put(c, p, s.dy.get(c, p) * sig(t, c, p) + acc);
+    });
+    s.out.flush(C);
+  });
 
-  auto reduce = [&](const std::vector<std::vector<float>>& parts, float* dst) {
-    std::fill(dst, dst + parts[0].size(), 0.0f);
-    for (const auto& part : parts)
-      for (size_t i = 0; i < part.size(); ++i) dst[i] += part[i];
-  };
   reduce(dw1, out[2].data<float>());
   reduce(dw2, out[7].data<float>());
   for (int k = 0; k < K; ++k) {
@@ -558,21 +555,81 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
   }
   if (batch) {
     // MXNet's BatchNorm moves its running statistics in backward: do the same.
-    auto update = [](float* run, const float* batch_val, int n, float mom) {
-      for (int c = 0; c < n; ++c) run[c] = run[c] * mom + batch_val[c] * (1.0f - mom);
+    auto update = [](float* run, const std::vector<float>& value, float mom) {
+      for (size_t c = 0; c < value.size(); ++c) run[c] = run[c] * mom + value[c] * (1 - mom);
     };
-    update(in[5].data<float>(), mean1, K, at.mom1);
-    update(in[6].data<float>(), var1, K, at.mom1);
-    update(in[10].data<float>(), mean2, C, at.mom2);
-    update(in[11].data<float>(), var2, C, at.mom2);
+    update(in[5].data<float>(), g.bn1.mean, at.mom1);
+    update(in[6].data<float>(), g.bn1.var, at.mom1);
+    update(in[10].data<float>(), g.bn2.mean, at.mom2);
+    update(in[11].data<float>(), g.bn2.var, at.mom2);
   }
+}
+
+// The operator's state: attributes, plus what the forward keeps for the backward.
+class GateOp : public CustomStatefulOp {
+ public:
+  explicit GateOp(const Attrs& at) : at_(at) {}
+
+  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                        const OpResource& res) override {
+    std::vector<MXTensor>& in = *inputs;
+    Gate g(in, at_.relu);
+    float* y = (*outputs)[0].data<float>();
+    batch_ = batch_stats_mode(in[1]);
+    if (batch_) {
+      train_forward(g, at_, &saved_, y);
+      bn1_ = g.bn1; bn2_ = g.bn2;
+      return MX_SUCCESS;
+    }
+    // running statistics: a later backward recomputes a and z if it needs them
+    saved_.valid = false;
+    set_running(&g, in);
+    infer(g, y);
+    return MX_SUCCESS;
+  }
+
+  // inputs: dy, the forward's 12 inputs, y.
+  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                         const OpResource& res) override {
+    std::vector<MXTensor>& all = *inputs;
+    std::vector<MXTensor> in(all.begin() + 1, all.begin() + 13);
+    Gate g(in, at_.relu);
+    if (batch_ && saved_.valid && saved_.N == g.N && saved_.HW == g.HW) {
+      g.bn1 = bn1_; g.bn2 = bn2_;
+    } else {
+      batch_ = false;
+      set_running(&g, in);
+      recompute_saved(g, &saved_);
+    }
+    train_backward(g, at_, batch_, all[0].data<float>(), &saved_, in, *outputs);
+    saved_.valid = false;  // one backward per forward
+    return MX_SUCCESS;
+  }
+
+ private:
+  void set_running(Gate* g, std::vector<MXTensor>& in) {
+    g->bn1.set(in[5].data<float>(), in[6].data<float>(), at_.eps1, g->g1, g->b1, g->K);
+    g->bn2.set(in[10].data<float>(), in[11].data<float>(), at_.eps2, g->g2, g->b2, g->C);
+  }
+
+  Attrs at_;
+  bool batch_ = false;
+  Norm bn1_, bn2_;
+  Saved saved_;
+};
+
+MXReturnValue create_state(const std::unordered_map<std::string, std::string>& attrs,
+                           const MXContext& ctx,
+                           const std::vector<std::vector<unsigned int>>& in_shapes,
+                           const std::vector<int> in_types, CustomStatefulOp** op) {
+  *op = CustomStatefulOp::create<GateOp>(parse(attrs));
   return MX_SUCCESS;
 }
 
 MXReturnValue parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
                           int* num_in, int* num_out) {
   *num_in = 12;
-  *num_out = 2;
+  *num_out = 1;
   return MX_SUCCESS;
 }
 
@@ -585,7 +642,6 @@ MXReturnValue infer_type(const std::unordered_map<std::string, std::string>& att
     }
   }
   (*out_types)[0] = kFloat32;
-  (*out_types)[1] = kFloat32;
   return MX_SUCCESS;
 }
 
@@ -599,7 +655,6 @@ MXReturnValue infer_shape(const std::unordered_map<std::string, std::string>& at
     return MX_FAIL;
   }
   (*out_shapes)[0] = x;
-  (*out_shapes)[1] = {2 * w1[0] + 2 * x[1]};
   return MX_SUCCESS;
 }
 
@@ -613,8 +668,7 @@ MXReturnValue mutate_inputs(const std::unordered_map<std::string, std::string>& 
 }  // namespace
 
 REGISTER_OP(atac_gate)
-    .setForward(forward, "cpu")
-    .setBackward(backward, "cpu")
+    .setCreateOpState(create_state, "cpu")
     .setParseAttrs(parse_attrs)
     .setInferType(infer_type)
     .setInferShape(infer_shape)

@@ -180,3 +180,36 @@ def test_wide_units_take_the_gluon_graph_unless_forced():
     forced.fused = True
     assert not auto._fusable() and forced._fusable() == (ops.load() is not None)
     assert_same(run(forced, x, train=True), run(auto, x, train=True))
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_one_unit_applied_twice_in_one_graph_keeps_each_calls_intermediates(hybridize):
+    """The operator keeps a and z from its forward for its backward: two calls of one unit
+    before a single backward must not overwrite each other's."""
+    class Twice(gluon.HybridBlock):
+        def __init__(self, unit):
+            super(Twice, self).__init__()
+            self.unit = unit
+
+        def hybrid_forward(self, F, x):
+            return self.unit(x) + self.unit(F.tanh(x) * 3)
+
+    outs = []
+    for fused in (True, False):
+        net = Twice(make_unit(fused))
+        if hybridize:
+            net.hybridize()
+        x = mx.nd.array(np.random.RandomState(5).normal(0, 1, (3, 16, 6, 6)))
+        out = run(net, x, train=True)
+        outs.append({k.split('_', 1)[-1]: v for k, v in out.items()})
+    assert_same(*outs)
+
+
+@pytest.mark.parametrize('shape', [(2, 16, 40, 40), (3, 48, 7, 7), (1, 8, 3, 1)])
+def test_several_tiles_and_ragged_tails_match_gluon(shape):
+    """Samples split into several pixel tiles, and tiles that end inside a vector."""
+    channels = shape[1]
+    fast, ref = make_unit(True, channels=channels), make_unit(False, channels=channels)
+    x = mx.nd.array(np.random.RandomState(6).normal(0, 1, shape))
+    assert_same(run(fast, x, train=True), run(ref, x, train=True))
+    np.testing.assert_allclose(fast(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
