@@ -77,8 +77,8 @@ inline vf vsigmoid(vf x) { return vrecip(splat(1.0f) + vexp(-x)); }
 
 // out-block of OB rows x PB vectors: acc = W[o0.., :] . in[:, p0..]; epi(o, p, acc).
 template <int OB, int PB, typename Epi>
-inline void gemm_block(const float* w, int in_rows, const float* in, int ld, int o0, int p0,
-                       Epi& epi) {
+inline void gemm_block(const float* w, int ldw, int in_rows, const float* in, int ld, int o0,
+                       int p0, Epi& epi) {
   vf acc[OB][PB];
   for (int j = 0; j < OB; ++j)
     for (int q = 0; q < PB; ++q) acc[j][q] = vf{};
@@ -86,7 +86,7 @@ inline void gemm_block(const float* w, int in_rows, const float* in, int ld, int
     vf xv[PB];
     for (int q = 0; q < PB; ++q) xv[q] = load(in + (size_t)i * ld + p0 + q * V);
     for (int j = 0; j < OB; ++j) {
-      vf wv = splat(w[(size_t)(o0 + j) * in_rows + i]);
+      vf wv = splat(w[(size_t)(o0 + j) * ldw + i]);
       for (int q = 0; q < PB; ++q) acc[j][q] += wv * xv[q];
     }
   }
@@ -95,20 +95,28 @@ inline void gemm_block(const float* w, int in_rows, const float* in, int ld, int
 }
 
 template <int OB, typename Epi>
-inline void gemm_rows(const float* w, int in_rows, const float* in, int ld, int o0, int P,
-                      Epi& epi) {
+inline void gemm_rows(const float* w, int ldw, int in_rows, const float* in, int ld, int o0,
+                      int P, Epi& epi) {
   int p = 0;
-  for (; p + 2 * V <= P; p += 2 * V) gemm_block<OB, 2>(w, in_rows, in, ld, o0, p, epi);
-  if (p < P) gemm_block<OB, 1>(w, in_rows, in, ld, o0, p, epi);
+  for (; p + 2 * V <= P; p += 2 * V) gemm_block<OB, 2>(w, ldw, in_rows, in, ld, o0, p, epi);
+  if (p < P) gemm_block<OB, 1>(w, ldw, in_rows, in, ld, o0, p, epi);
 }
 
-// For o < out_rows and vectors p < P (P a multiple of V): epi(o, p, sum_i w[o,i] in[i,p]).
+// For o < out_rows and vectors p < P (P a multiple of V):
+// epi(o, p, sum_i w[o * ldw + i] in[i * ld + p]).
+template <typename Epi>
+void gemm_strided(const float* w, int ldw, int out_rows, int in_rows, const float* in, int ld,
+                  int P, Epi epi) {
+  int o = 0;
+  for (; o + 8 <= out_rows; o += 8) gemm_rows<8>(w, ldw, in_rows, in, ld, o, P, epi);
+  for (; o + 4 <= out_rows; o += 4) gemm_rows<4>(w, ldw, in_rows, in, ld, o, P, epi);
+  for (; o < out_rows; ++o) gemm_rows<1>(w, ldw, in_rows, in, ld, o, P, epi);
+}
+
+// The same for a dense out_rows x in_rows weight matrix.
 template <typename Epi>
 void gemm(const float* w, int out_rows, int in_rows, const float* in, int ld, int P, Epi epi) {
-  int o = 0;
-  for (; o + 8 <= out_rows; o += 8) gemm_rows<8>(w, in_rows, in, ld, o, P, epi);
-  for (; o + 4 <= out_rows; o += 4) gemm_rows<4>(w, in_rows, in, ld, o, P, epi);
-  for (; o < out_rows; ++o) gemm_rows<1>(w, in_rows, in, ld, o, P, epi);
+  gemm_strided(w, in_rows, out_rows, in_rows, in, ld, P, epi);
 }
 
 template <int OB, int IB>
@@ -136,9 +144,22 @@ inline void outer_rows(const float* a, int lda, const float* b, int ldb, int col
   for (; i < cols; ++i) outer_block<OB, 1>(a, lda, b, ldb, P, o0, i, cols, dw);
 }
 
-// dw[o, i] += sum_p a[o, p] b[i, p]
+// dw[o, i] += sum_p a[o, p] b[i, p]. For wide units (cols >= 64, a multiple of V) it is a
+// GEMM against b transposed into bt (P x cols), which sums in registers instead of reducing
+// each of the rows x cols dot products across a vector; narrow ones keep the dot products.
 void outer(const float* a, int lda, int rows, const float* b, int ldb, int cols, int P,
-           float* dw) {
+           float* dw, std::vector<float>* bt) {
+  if (cols % V == 0 && cols >= 4 * V) {
+    bt->resize((size_t)P * cols);
+    float* t = bt->data();
+    for (int i = 0; i < cols; ++i)
+      for (int p = 0; p < P; ++p) t[(size_t)p * cols + i] = b[(size_t)i * ldb + p];
+    gemm_strided(a, lda, rows, P, t, cols, cols, [&](int o, int i, vf acc) {
+      float* d = dw + (size_t)o * cols + i;
+      store(d, load(d) + acc);
+    });
+    return;
+  }
   int o = 0;
   for (; o + 4 <= rows; o += 4) outer_rows<4>(a, lda, b, ldb, cols, P, o, dw);
   for (; o < rows; ++o) outer_rows<1>(a, lda, b, ldb, cols, P, o, dw);
@@ -195,8 +216,9 @@ struct Gate {
     for (size_t d = 2; d < xt.shape.size(); ++d) HW *= xt.shape[d];
     K = in[2].shape[0];
     P = (HW + V - 1) / V * V;
-    // keep a tile of C rows near 32 KiB, at least two vectors wide
-    T = std::min(P, std::max(2 * V, (8192 / C + V - 1) / V * V));
+    // a tile of C rows near 32 KiB for narrow units; at least 256 pixels, so that wide
+    // units reuse each weight block and reduce the weight gradients over enough pixels
+    T = std::min(P, std::max(256, (8192 / C + V - 1) / V * V));
     tiles = (HW + T - 1) / T;
     x = xt.data<float>(); w1 = in[2].data<float>(); w2 = in[7].data<float>();
     g1 = in[3].data<float>(); b1 = in[4].data<float>();
@@ -276,6 +298,7 @@ struct Scratch {
   View x, dy;
   Sink out;
   std::vector<float> h, d;  // K x T and max(C, K) x T
+  std::vector<float> bt;    // transposed operand of outer()
   explicit Scratch(const Gate& g)
       : h((size_t)g.K * g.T), d((size_t)std::max(g.C, g.K) * g.T) {}
 };
@@ -504,7 +527,7 @@ void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, 
         store(dz + (size_t)c * g.T + p, ng2.apply(c, load(dl + i), zh) * t.mask(p));
       }
     tile_h_from_a(g, a, s, t);
-    outer(dz, g.T, C, s.h.data(), g.T, K, t.width, dw2[omp_get_thread_num()].data());
+    outer(dz, g.T, C, s.h.data(), g.T, K, t.width, dw2[omp_get_thread_num()].data(), &s.bt);
     std::vector<vf> sum(K, vf{}), sda(K, vf{});
     gemm(w2t.data(), K, C, dz, g.T, t.width, [&](int k, int p, vf dh) {
       size_t i = t.padded(g, K, k, p);
@@ -532,7 +555,7 @@ void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, 
     s.x.bind(g.x, C, g, t);
     s.dy.bind(dy_base, C, g, t);
     s.out.bind(dx, C, g, t);
-    outer(da, g.T, K, s.x.ptr, s.x.ld, C, t.width, dw1[omp_get_thread_num()].data());
+    outer(da, g.T, K, s.x.ptr, s.x.ld, C, t.width, dw1[omp_get_thread_num()].data(), &s.bt);
     gemm(w1t.data(), C, K, da, g.T, t.width, [&](int c, int p, vf acc) {
       s.out.put(c, p, s.dy.get(c, p) * sig(t, c, p) + acc);
     });
