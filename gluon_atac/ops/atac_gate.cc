@@ -21,6 +21,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -362,11 +364,45 @@ void tile_h_from_a(const Gate& g, const float* a, Scratch& s, const Tile& t) {
       store(&s.h[(size_t)k * g.T + p], g.h_of(k, load(a + t.padded(g, g.K, k, p))));
 }
 
-// What the forward keeps for the backward, per operator node.
+// Buffers handed from dying operator states to new ones. Graphs recorded for autograd
+// create a state per forward; fresh multi-megabyte buffers every step would spend more time
+// in the kernel's page faults than in the gate.
+class BufferPool {
+ public:
+  static std::vector<float> take(size_t n) {
+    std::lock_guard<std::mutex> lock(mutex());
+    auto& free = buffers();
+    auto it = free.find(n);
+    if (it == free.end()) return std::vector<float>(n);
+    std::vector<float> buf = std::move(it->second);
+    free.erase(it);
+    return buf;
+  }
+  static void give(std::vector<float>* buf) {
+    if (buf->empty()) return;
+    std::lock_guard<std::mutex> lock(mutex());
+    buffers().emplace(buf->size(), std::move(*buf));
+    buf->clear();
+  }
+
+ private:
+  static std::mutex& mutex() { static std::mutex m; return m; }
+  static std::multimap<size_t, std::vector<float>>& buffers() {
+    static auto* free = new std::multimap<size_t, std::vector<float>>();
+    return *free;
+  }
+};
+
+// What the forward keeps for the backward, per operator state.
 struct Saved {
   std::vector<float> a, z;  // N x K x P and N x C x P
   int N = -1, HW = -1;
   bool valid = false;
+  void reserve(size_t na, size_t nz) {
+    if (a.size() != na) { BufferPool::give(&a); a = BufferPool::take(na); }
+    if (z.size() != nz) { BufferPool::give(&z); z = BufferPool::take(nz); }
+  }
+  ~Saved() { BufferPool::give(&a); BufferPool::give(&z); }
 };
 
 void infer(Gate& g, float* y) {
@@ -415,8 +451,7 @@ Sums store_z(Gate& g, Saved* sv) {
 }
 
 void prepare_saved(const Gate& g, Saved* sv) {
-  sv->a.resize((size_t)g.N * g.K * g.P);
-  sv->z.resize((size_t)g.N * g.C * g.P);
+  sv->reserve((size_t)g.N * g.K * g.P, (size_t)g.N * g.C * g.P);
   sv->N = g.N; sv->HW = g.HW;
 }
 
