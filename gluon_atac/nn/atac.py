@@ -9,9 +9,10 @@ from .. import ops
 
 __all__ = ['ChaATAC', 'check_reduction', 'set_fused', 'gluon_graph', 'FUSED_MAX_CHANNELS']
 
-# Widest unit the fused kernel takes by default. Measured on 2 CPU threads: it wins on the
-# CIFAR ResNet's 16-64 channels (training 0.57 -> 0.72 of ReLU's speed), while on
-# ResNet-50's 256-512 oneDNN's GEMMs win (training 0.88 Gluon vs 0.70 fused).
+# Widest unit the whole-gate kernel takes by default; wider units fuse only the tail (BN2,
+# sigmoid, product) after oneDNN's convolutions. Measured on 2 CPU threads: the whole gate
+# wins on the CIFAR ResNet's 16-64 channels, while on ResNet-50's 256-512 oneDNN's GEMMs
+# beat the kernel's (training 0.83 of ReLU's speed whole-gate, 0.89 tail, 0.88 Gluon).
 FUSED_MAX_CHANNELS = 64
 
 
@@ -61,18 +62,22 @@ class ChaATAC(nn.HybridBlock):
     Attributes
     ----------
     fused : bool or None
-        ``None`` (default) runs the local gate as one fused native operator when it can
-        (see :mod:`gluon_atac.ops`) and the unit has at most ``FUSED_MAX_CHANNELS``
-        channels; ``True`` lifts that width limit; ``False`` always runs the Gluon graph.
-        Set it before the first call or ``hybridize``: a hybridized graph keeps the path
-        it was traced with.
+        ``None`` (default) runs native operators when they can (see :mod:`gluon_atac.ops`):
+        the whole local gate as one operator for units of at most ``FUSED_MAX_CHANNELS``
+        channels, and for wider ones Gluon's convolutions followed by one operator for
+        BN2, sigmoid and product. ``True`` runs the whole-gate operator at any width;
+        ``False`` always runs the Gluon graph. Set it before the first call or
+        ``hybridize``: a hybridized graph keeps the path it was traced with.
 
     Notes
     -----
     Children of ``module`` carry the original code's indices (0 conv, 1 BN, 2 ReLU, 3 conv,
     4 BN, 5 sigmoid; shifted by one with ``use_global``), so its ``.params`` files load.
     Both paths use the same parameters and compute the same function, batch statistics
-    and running-statistics updates included. The fused path covers the local gate with
+    and running-statistics updates included (one exception: a backward through
+    inference-mode statistics, ``autograd.record(train_mode=False)``, is exact on the
+    native operators, while MXNet's BatchNorm differentiates batch statistics there). The
+    native paths cover the local gate with
     plain :class:`~mxnet.gluon.nn.BatchNorm` (``center`` and ``scale`` on, no global
     statistics, axis 1), float32 on CPU and ``grad_req='write'``; anything else (e.g.
     ``use_global=True`` or SyncBatchNorm) takes the Gluon graph.
@@ -102,10 +107,22 @@ class ChaATAC(nn.HybridBlock):
                 self.module.add(nn.Activation('sigmoid'))
 
     def hybrid_forward(self, F, x):
-        if self._fusable():
+        path = self._native_path()
+        if path == 'gate':
             return self._fused_forward(F, x)
+        if path == 'tail':
+            return self._tail_forward(F, x)
         # broadcast_mul keeps the op on oneDNN and covers the C x 1 x 1 global gate.
         return F.broadcast_mul(x, self.module(x))
+
+    def _native_path(self):
+        """``'gate'`` (one fused operator), ``'tail'`` (Gluon convolutions, then BN2, sigmoid
+        and product fused) or ``None`` (the Gluon graph)."""
+        if not self._fusable():
+            return None
+        if self.fused is None and self.channels > FUSED_MAX_CHANNELS:
+            return 'tail'
+        return 'gate'
 
     def _layers(self):
         """(conv1, bn1, conv2, bn2) of the local gate."""
@@ -115,10 +132,8 @@ class ChaATAC(nn.HybridBlock):
         return convs[0], norms[0], convs[1], norms[1]
 
     def _fusable(self):
-        """Whether the fused operator computes exactly what the Gluon graph would."""
+        """Whether the native operators compute exactly what the Gluon graph would."""
         if self.fused is False or self.use_global:
-            return False
-        if self.fused is None and self.channels > FUSED_MAX_CHANNELS:
             return False
         conv1, bn1, conv2, bn2 = self._layers()
         for bn in (bn1, bn2):
@@ -142,32 +157,56 @@ class ChaATAC(nn.HybridBlock):
                 return False
         return ops.load() is not None
 
+    @staticmethod
+    def _native_args(F, x, params):
+        """Parameter arrays (imperative) or variables (symbolic), and the context kwargs."""
+        if isinstance(x, mx.nd.NDArray):
+            return [p.data(x.context) for p in params], {'ctx': x.context}
+        return [p.var() for p in params], {}
+
+    @staticmethod
+    def _mode_probe(F, ctx, bn, running_mean, running_var):
+        """A tiny BatchNorm output that tells the native operators the statistics mode.
+
+        Custom operators are not told whether BatchNorm should use batch or running
+        statistics. A BatchNorm on the probe [0, 2^40] answers: with batch statistics its
+        outputs differ by 2, with running ones by 2^40/sqrt(var + eps), i.e. by less than 4
+        only for a running variance above 2^76. momentum=1 leaves the running statistics
+        it shares with ``bn`` untouched.
+        """
+        channels = bn.gamma.shape[0]
+        probe = F.broadcast_to(F.reshape(F.arange(0, 2.0 ** 41, 2.0 ** 40, **ctx),
+                                         shape=(1, 1, 2)), shape=(1, channels, 2))
+        return F.BatchNorm(probe, F.ones((channels,), **ctx), F.zeros((channels,), **ctx),
+                           running_mean, running_var, eps=bn._kwargs['eps'], momentum=1.0,
+                           fix_gamma=True, use_global_stats=False)
+
+    @staticmethod
+    def _single(out):
+        return out[0] if isinstance(out, (list, tuple)) else out
+
     def _fused_forward(self, F, x):
         conv1, bn1, conv2, bn2 = self._layers()
-        params = [conv1.weight, bn1.gamma, bn1.beta, bn1.running_mean, bn1.running_var,
-                  conv2.weight, bn2.gamma, bn2.beta, bn2.running_mean, bn2.running_var]
-        imperative = isinstance(x, mx.nd.NDArray)
-        if imperative:
-            ctx = {'ctx': x.context}
-            args = [p.data(x.context) for p in params]
-        else:
-            ctx = {}
-            args = [p.var() for p in params]
-        inner = conv1._channels
-        # Custom operators are not told whether BatchNorm should use batch or running
-        # statistics. A BatchNorm on the probe [0, 2^40] answers: with batch statistics
-        # its outputs differ by 2, with running ones by 2^40/sqrt(var + eps), i.e. by
-        # less than 4 only for a running variance above 2^76. momentum=1 leaves the
-        # running statistics it shares with the gate's first BN untouched.
-        probe = F.broadcast_to(F.reshape(F.arange(0, 2.0 ** 41, 2.0 ** 40, **ctx),
-                                         shape=(1, 1, 2)), shape=(1, inner, 2))
-        mode = F.BatchNorm(probe, F.ones((inner,), **ctx), F.zeros((inner,), **ctx),
-                           args[3], args[4], eps=bn1._kwargs['eps'], momentum=1.0,
-                           fix_gamma=True, use_global_stats=False)
-        out = F.atac_gate(x, mode, *args, eps1=bn1._kwargs['eps'],
-                          eps2=bn2._kwargs['eps'], momentum1=bn1._kwargs['momentum'],
-                          momentum2=bn2._kwargs['momentum'], use_relu=int(self.use_relu))
-        return out[0] if isinstance(out, (list, tuple)) else out
+        args, ctx = self._native_args(F, x, [
+            conv1.weight, bn1.gamma, bn1.beta, bn1.running_mean, bn1.running_var,
+            conv2.weight, bn2.gamma, bn2.beta, bn2.running_mean, bn2.running_var])
+        mode = self._mode_probe(F, ctx, bn1, args[3], args[4])
+        return self._single(F.atac_gate(
+            x, mode, *args, eps1=bn1._kwargs['eps'], eps2=bn2._kwargs['eps'],
+            momentum1=bn1._kwargs['momentum'], momentum2=bn2._kwargs['momentum'],
+            use_relu=int(self.use_relu)))
+
+    def _tail_forward(self, F, x):
+        layers = list(self.module._children.values())
+        z = x
+        for layer in layers[:-2]:  # conv1, BN1, [ReLU], conv2
+            z = layer(z)
+        bn2 = layers[-2]
+        args, ctx = self._native_args(F, x, [bn2.gamma, bn2.beta, bn2.running_mean,
+                                             bn2.running_var])
+        mode = self._mode_probe(F, ctx, bn2, args[2], args[3])
+        return self._single(F.atac_gate_tail(x, z, mode, *args, eps2=bn2._kwargs['eps'],
+                                             momentum2=bn2._kwargs['momentum']))
 
     def __repr__(self):
         return '{}(channels={}, r={}, use_relu={}, use_global={})'.format(

@@ -173,13 +173,22 @@ def _walk(block):
         yield from _walk(child)
 
 
-def test_wide_units_take_the_gluon_graph_unless_forced():
-    x = mx.nd.array(np.random.RandomState(3).randn(2, 128, 4, 4))
-    auto = make_unit(True, channels=128)
-    forced = make_unit(True, channels=128)
-    forced.fused = True
-    assert not auto._fusable() and forced._fusable() == (ops.load() is not None)
-    assert_same(run(forced, x, train=True), run(auto, x, train=True))
+@pytest.mark.parametrize('hybridize', [False, True])
+@pytest.mark.parametrize('shape', [(2, 128, 4, 4), (3, 128, 7, 7)])
+def test_wide_units_fuse_the_tail_unless_forced(shape, hybridize):
+    """Wide units keep Gluon's convolutions and fuse BN2, sigmoid and product; fused=True
+    runs the whole gate natively. Both equal the Gluon graph, training and inference."""
+    x = mx.nd.array(np.random.RandomState(3).randn(*shape))
+    for fused, path in ((None, 'tail'), (True, 'gate')):
+        unit, ref = make_unit(True, channels=128), make_unit(False, channels=128)
+        unit.fused = fused
+        assert (unit._native_path(), ref._native_path()) == (path, None)
+        if hybridize:
+            unit.hybridize()
+            ref.hybridize()
+        assert_same(run(unit, x, train=True), run(ref, x, train=True))
+        assert_same(run(unit, x * 2, train=True), run(ref, x * 2, train=True))
+        np.testing.assert_allclose(unit(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('hybridize', [False, True])
