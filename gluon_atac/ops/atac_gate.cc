@@ -831,6 +831,8 @@ class TailOp : public CustomStatefulOp {
       *s = vsigmoid(bn_.affine(c, get(z + i, n)));
       return get(dy + i, n) * get(x + i, n) * *s * (splat(1.0f) - *s);
     };
+    // Pass 1: dx = dy s is final; dz holds dL until the sums give BN2's input gradient.
+    float *dx = out[0].data<float>(), *dz = out[1].data<float>();
     PlaneSums sums(N_, C_);
 #pragma omp parallel for num_threads(threads()) schedule(static)
     for (int pl = 0; pl < N_ * C_; ++pl) {
@@ -838,25 +840,24 @@ class TailOp : public CustomStatefulOp {
       const size_t off = (size_t)pl * HW_;
       vf sd = vf{}, sdz = vf{}, s;
       for_vectors(HW_, [&](int p, int n) {
-        vf d = dl_of(c, off + p, n, &s);  // zero on the lanes past n
+        const size_t i = off + p;
+        vf d = dl_of(c, i, n, &s);  // zero on the lanes past n
+        put(dz + i, d, n);
+        put(dx + i, get(dy + i, n) * s, n);
         sd += d;
-        sdz += d * bn_.normalized(c, get(z + off + p, n));
+        sdz += d * bn_.normalized(c, get(z + i, n));
       });
       sums.set(pl, sd, sdz);
     }
     const std::vector<double> t = sums.per_channel();
     const NormGrad ng(t, in[4].data<float>(), bn_, C_, batch_, (double)N_ * HW_);
-    float *dx = out[0].data<float>(), *dz = out[1].data<float>();
 #pragma omp parallel for num_threads(threads()) schedule(static)
     for (int pl = 0; pl < N_ * C_; ++pl) {
       const int c = pl % C_;
       const size_t off = (size_t)pl * HW_;
-      vf s;
       for_vectors(HW_, [&](int p, int n) {
         const size_t i = off + p;
-        vf d = dl_of(c, i, n, &s);
-        put(dz + i, ng.apply(c, d, bn_.normalized(c, get(z + i, n))), n);
-        put(dx + i, get(dy + i, n) * s, n);
+        put(dz + i, ng.apply(c, get(dz + i, n), bn_.normalized(c, get(z + i, n))), n);
       });
     }
     for (int c = 0; c < C_; ++c) {
