@@ -676,17 +676,20 @@ class GateOp : public CustomStatefulOp {
   Saved saved_;
 };
 
+template <class Op>
 MXReturnValue create_state(const std::unordered_map<std::string, std::string>& attrs,
                            const MXContext& ctx,
                            const std::vector<std::vector<unsigned int>>& in_shapes,
                            const std::vector<int> in_types, CustomStatefulOp** op) {
-  *op = CustomStatefulOp::create<GateOp>(parse(attrs));
+  *op = CustomStatefulOp::create<Op>(parse(attrs));
   return MX_SUCCESS;
 }
 
+// Both operators have one output; the whole gate 12 inputs, the tail 7.
+template <int Inputs>
 MXReturnValue parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
                           int* num_in, int* num_out) {
-  *num_in = 12;
+  *num_in = Inputs;
   *num_out = 1;
   return MX_SUCCESS;
 }
@@ -890,21 +893,6 @@ class TailOp : public CustomStatefulOp {
   Norm bn_;
 };
 
-MXReturnValue create_tail_state(const std::unordered_map<std::string, std::string>& attrs,
-                                const MXContext& ctx,
-                                const std::vector<std::vector<unsigned int>>& in_shapes,
-                                const std::vector<int> in_types, CustomStatefulOp** op) {
-  *op = CustomStatefulOp::create<TailOp>(parse(attrs));
-  return MX_SUCCESS;
-}
-
-MXReturnValue tail_parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
-                               int* num_in, int* num_out) {
-  *num_in = 7;
-  *num_out = 1;
-  return MX_SUCCESS;
-}
-
 MXReturnValue tail_infer_shape(const std::unordered_map<std::string, std::string>& attrs,
                                std::vector<std::vector<unsigned int>>* in_shapes,
                                std::vector<std::vector<unsigned int>>* out_shapes) {
@@ -926,15 +914,15 @@ MXReturnValue tail_mutate_inputs(const std::unordered_map<std::string, std::stri
 }  // namespace
 
 REGISTER_OP(atac_gate)
-    .setCreateOpState(create_state, "cpu")
-    .setParseAttrs(parse_attrs)
+    .setCreateOpState(create_state<GateOp>, "cpu")
+    .setParseAttrs(parse_attrs<12>)
     .setInferType(infer_type)
     .setInferShape(infer_shape)
     .setMutateInputs(mutate_inputs);
 
 REGISTER_OP(atac_gate_tail)
-    .setCreateOpState(create_tail_state, "cpu")
-    .setParseAttrs(tail_parse_attrs)
+    .setCreateOpState(create_state<TailOp>, "cpu")
+    .setParseAttrs(parse_attrs<7>)
     .setInferType(infer_type)
     .setInferShape(tail_infer_shape)
     .setMutateInputs(tail_mutate_inputs);
