@@ -12,7 +12,7 @@ Examples
     python benchmarks/throughput.py --model resnet50_v1b --mode infer --batch-size 16
     python benchmarks/throughput.py --act-types relu,chaatac,chaatac-gluon --json out.json
 
-``chaatac-gluon`` is ATAC with the fused kernel switched off (the plain Gluon graph).
+``chaatac-gluon`` is ATAC with the native operators switched off (the plain Gluon graph).
 """
 import argparse
 import json

@@ -73,10 +73,11 @@ class ChaATAC(nn.HybridBlock):
     -----
     Children of ``module`` carry the original code's indices (0 conv, 1 BN, 2 ReLU, 3 conv,
     4 BN, 5 sigmoid; shifted by one with ``use_global``), so its ``.params`` files load.
-    Both paths use the same parameters and compute the same function, batch statistics
+    All paths use the same parameters and compute the same function, batch statistics
     and running-statistics updates included (one exception: a backward through
     inference-mode statistics, ``autograd.record(train_mode=False)``, is exact on the
-    native operators, while MXNet's BatchNorm differentiates batch statistics there). The
+    native operators, while MXNet's BatchNorm backward there does not differentiate what
+    its forward computed). The
     native paths cover the local gate with
     plain :class:`~mxnet.gluon.nn.BatchNorm` (``center`` and ``scale`` on, no global
     statistics, axis 1), float32 on CPU and ``grad_req='write'``; anything else (e.g.
