@@ -174,13 +174,15 @@ def _walk(block):
 
 
 @pytest.mark.parametrize('hybridize', [False, True])
-@pytest.mark.parametrize('shape', [(2, 128, 4, 4), (3, 128, 7, 7)])
-def test_wide_units_fuse_the_tail_unless_forced(shape, hybridize):
+@pytest.mark.parametrize('shape,use_relu', [((2, 128, 4, 4), True), ((3, 128, 7, 7), True),
+                                            ((2, 128, 3, 5), False)])
+def test_wide_units_fuse_the_tail_unless_forced(shape, use_relu, hybridize):
     """Wide units keep Gluon's convolutions and fuse BN2, sigmoid and product; fused=True
     runs the whole gate natively. Both equal the Gluon graph, training and inference."""
     x = mx.nd.array(np.random.RandomState(3).randn(*shape))
     for fused, path in ((None, 'tail'), (True, 'gate')):
-        unit, ref = make_unit(True, channels=128), make_unit(False, channels=128)
+        unit = make_unit(True, channels=128, use_relu=use_relu)
+        ref = make_unit(False, channels=128, use_relu=use_relu)
         unit.fused = fused
         assert (unit._native_path(), ref._native_path()) == (path, None)
         if hybridize:
