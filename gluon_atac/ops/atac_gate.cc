@@ -366,7 +366,8 @@ void tile_h_from_a(const Gate& g, const float* a, Scratch& s, const Tile& t) {
 
 // Buffers handed from dying operator states to new ones. Graphs recorded for autograd
 // create a state per forward; fresh multi-megabyte buffers every step would spend more time
-// in the kernel's page faults than in the gate.
+// in the kernel's page faults than in the gate. The pool keeps at most kMaxPooled floats
+// (2 GiB), so inputs of ever-changing shapes cannot make it grow without bound.
 class BufferPool {
  public:
   static std::vector<float> take(size_t n) {
@@ -376,17 +377,24 @@ class BufferPool {
     if (it == free.end()) return std::vector<float>(n);
     std::vector<float> buf = std::move(it->second);
     free.erase(it);
+    pooled() -= n;
     return buf;
   }
   static void give(std::vector<float>* buf) {
-    if (buf->empty()) return;
+    const size_t n = buf->size();
+    if (n == 0) return;
     std::lock_guard<std::mutex> lock(mutex());
-    buffers().emplace(buf->size(), std::move(*buf));
-    buf->clear();
+    if (pooled() + n <= kMaxPooled) {
+      buffers().emplace(n, std::move(*buf));
+      pooled() += n;
+    }
+    std::vector<float>().swap(*buf);
   }
 
  private:
+  static constexpr size_t kMaxPooled = size_t(1) << 29;
   static std::mutex& mutex() { static std::mutex m; return m; }
+  static size_t& pooled() { static size_t n = 0; return n; }
   static std::multimap<size_t, std::vector<float>>& buffers() {
     static auto* free = new std::multimap<size_t, std::vector<float>>();
     return *free;
