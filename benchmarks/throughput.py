@@ -39,7 +39,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--model', default='cifar_resnet20_v2')
     p.add_argument('--act-types', default='relu,chaatac',
-                   help='comma separated; "<name>-gluon" disables the fused ATAC kernel')
+                   help='comma separated; "<name>-gluon" disables the native ATAC operators')
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--input-size', type=int, default=None,
                    help='default 32 for cifar_* models, 224 otherwise')
