@@ -47,23 +47,6 @@ inline float hsum(vf v) { float s = 0; for (int i = 0; i < V; ++i) s += v[i]; re
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 
-// exp(x) to about 2 ulp (Cephes expf polynomial, range reduced by ln 2).
-inline vf vexp(vf x) {
-  x = vmin(vmax(x, splat(-87.0f)), splat(88.0f));
-  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  vf n = (x * splat(1.44269504088896341f) + magic) - magic;
-  vf r = x - n * splat(0.693359375f) - n * splat(-2.12194440e-4f);
-  vf p = splat(1.9875691500E-4f);
-  p = p * r + splat(1.3981999507E-3f);
-  p = p * r + splat(8.3334519073E-3f);
-  p = p * r + splat(4.1665795894E-2f);
-  p = p * r + splat(1.6666665459E-1f);
-  p = p * r + splat(5.0000001201E-1f);
-  p = p * r * r + r + splat(1.0f);
-  vi bits = (vi)p + (__builtin_convertvector(n, vi) << 23);
-  return (vf)bits;
-}
-
 // 1/d: a division costs as much as the rest of the sigmoid, the estimate plus one Newton
 // step is exact to float rounding.
 inline vf vrecip(vf d) {
@@ -75,7 +58,36 @@ inline vf vrecip(vf d) {
 #endif
 }
 
-inline vf vsigmoid(vf x) { return vrecip(splat(1.0f) + vexp(-x)); }
+constexpr float kLog2e = 1.44269504088896341f;
+
+// 2^t to 2e-7 relative: t = n + f with n an integer and |f| <= 1/2, 2^f a degree-5 minimax
+// polynomial (fitted for relative error). The sigmoid is most of the gate's arithmetic,
+// hence AVX-512's rounding and scaling instructions, one each, instead of the bit tricks.
+inline vf vexp2(vf t) {
+#ifdef __AVX512F__
+  vf n = (vf)_mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+  t = vmax(t, splat(-126.0f));
+  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  vf n = (t + magic) - magic;
+#endif
+  vf f = t - n;
+  vf p = splat(1.326472731307149e-3f);
+  p = p * f + splat(9.671512991189957e-3f);
+  p = p * f + splat(5.550733581185341e-2f);
+  p = p * f + splat(2.4022242426872253e-1f);
+  p = p * f + splat(6.931470036506653e-1f);
+  p = p * f + splat(1.0f);
+#ifdef __AVX512F__
+  return (vf)_mm512_scalef_ps((__m512)p, (__m512)n);
+#else
+  return (vf)((vi)p + (__builtin_convertvector(n, vi) << 23));
+#endif
+}
+
+// sigmoid(u) = 1 / (1 + 2^t) with t = -u log2(e); callers that apply an affine map to u
+// first fold it into t (Norm::sigmoid_of). t is capped where 2^t is still finite.
+inline vf vsigmoid_t(vf t) { return vrecip(splat(1.0f) + vexp2(vmin(t, splat(126.0f)))); }
 
 // out-block of OB rows x PB vectors: acc = W[o0.., :] . in[:, p0..]; epi(o, p, acc).
 template <int OB, int PB, typename Epi>
@@ -190,16 +202,20 @@ bool batch_stats_mode(MXTensor& mode) {
 // One BN as per-channel coefficients: u = sc * a + sh, and the mean and 1/std it used.
 struct Norm {
   std::vector<float> mean, var, sc, sh, rs;
+  std::vector<float> tsc, tsh;  // sc and sh times -log2(e): the sigmoid's exponent
   void set(const float* m, const float* v, float eps, const float* g, const float* b, int n) {
     mean.assign(m, m + n); var.assign(v, v + n);
-    rs.resize(n); sc.resize(n); sh.resize(n);
+    rs.resize(n); sc.resize(n); sh.resize(n); tsc.resize(n); tsh.resize(n);
     for (int c = 0; c < n; ++c) {
       rs[c] = 1.0f / std::sqrt(v[c] + eps);
       sc[c] = g[c] * rs[c];
       sh[c] = b[c] - sc[c] * m[c];
+      tsc[c] = -kLog2e * sc[c];
+      tsh[c] = -kLog2e * sh[c];
     }
   }
   vf affine(int c, vf a) const { return splat(sc[c]) * a + splat(sh[c]); }
+  vf sigmoid_of(int c, vf a) const { return vsigmoid_t(splat(tsc[c]) * a + splat(tsh[c])); }
   vf normalized(int c, vf a) const { return (a - splat(mean[c])) * splat(rs[c]); }
 };
 
@@ -419,7 +435,7 @@ void infer(Gate& g, float* y) {
     s.out.bind(y, g.C, g, t);
     tile_h_from_x(g, s, t);
     gemm(g.w2, g.C, g.K, s.h.data(), g.T, t.width, [&](int o, int p, vf z) {
-      s.out.put(o, p, s.x.get(o, p) * vsigmoid(g.bn2.affine(o, z)));
+      s.out.put(o, p, s.x.get(o, p) * g.bn2.sigmoid_of(o, z));
     });
     s.out.flush(g.C);
   });
@@ -486,7 +502,7 @@ void train_forward(Gate& g, const Attrs& at, Saved* sv, float* y) {
     s.out.bind(y, g.C, g, t);
     for (int c = 0; c < g.C; ++c)
       for (int p = 0; p < t.width; p += V)
-        s.out.put(c, p, s.x.get(c, p) * vsigmoid(g.bn2.affine(c, load(z + t.padded(g, g.C, c, p)))));
+        s.out.put(c, p, s.x.get(c, p) * g.bn2.sigmoid_of(c, load(z + t.padded(g, g.C, c, p))));
     s.out.flush(g.C);
   });
 }
@@ -533,7 +549,7 @@ void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, 
   dl_buf.resize(sv->z.size()); du_buf.resize(sv->a.size());
   float *dl = dl_buf.data(), *du = du_buf.data();
   auto sig = [&](const Tile& t, int c, int p) {
-    return vsigmoid(g.bn2.affine(c, load(z + t.padded(g, C, c, p))));
+    return g.bn2.sigmoid_of(c, load(z + t.padded(g, C, c, p)));
   };
 
   // Pass 1: dL = dy x s(1 - s); sums of dL and dL * zhat give dbeta2 and dgamma2.
@@ -824,7 +840,7 @@ class TailOp : public CustomStatefulOp {
       const int c = pl % C_;
       const size_t off = (size_t)pl * HW_;
       for_vectors(HW_, [&](int p, int n) {
-        put(y + off + p, get(x + off + p, n) * vsigmoid(bn_.affine(c, get(z + off + p, n))), n);
+        put(y + off + p, get(x + off + p, n) * bn_.sigmoid_of(c, get(z + off + p, n)), n);
       });
     }
     return MX_SUCCESS;
@@ -839,7 +855,7 @@ class TailOp : public CustomStatefulOp {
     const float *dy = in[0].data<float>(), *x = in[1].data<float>(), *z = in[2].data<float>();
     // dL = dy x s (1 - s) of one vector, with s
     auto dl_of = [&](int c, size_t i, int n, vf* s) {
-      *s = vsigmoid(bn_.affine(c, get(z + i, n)));
+      *s = bn_.sigmoid_of(c, get(z + i, n));
       return get(dy + i, n) * get(x + i, n) * *s * (splat(1.0f) - *s);
     };
     // Pass 1: dx = dy s is final; dz holds dL until the sums give BN2's input gradient.
