@@ -552,23 +552,29 @@ void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, 
     return g.bn2.sigmoid_of(c, load(z + t.padded(g, C, c, p)));
   };
 
-  // Pass 1: dL = dy x s(1 - s); sums of dL and dL * zhat give dbeta2 and dgamma2.
+  // Pass 1: dL = dy x s(1 - s); sums of dL and dL * zhat give dbeta2 and dgamma2. dx
+  // starts as dy s, so that pass 3 need not evaluate the sigmoid again.
+  float* dx = out[0].data<float>();
   Sums s2(nt, C);
   for_tiles(g, [&](Scratch& s, const Tile& t) {
     s.x.bind(g.x, C, g, t);
     s.dy.bind(dy_base, C, g, t);
+    s.out.bind(dx, C, g, t);
     for (int c = 0; c < C; ++c) {
       vf sd = vf{}, sdz = vf{};
       for (int p = 0; p < t.width; p += V) {
         vf sv_ = sig(t, c, p);
         size_t i = t.padded(g, C, c, p);
-        vf d = s.dy.get(c, p) * s.x.get(c, p) * sv_ * (splat(1.0f) - sv_);
+        vf dys = s.dy.get(c, p) * sv_;
+        s.out.put(c, p, dys);
+        vf d = dys * s.x.get(c, p) * (splat(1.0f) - sv_);
         store(dl + i, d);
         sd += d;
         sdz += d * g.bn2.normalized(c, load(z + i));
       }
       s2.add(c, sd, sdz);
     }
+    s.out.flush(C);
   });
   const std::vector<double> t2 = s2.total();
   const NormGrad ng2(t2, g.g2, g.bn2, C, batch, M);
@@ -601,7 +607,6 @@ void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, 
   const NormGrad ng1(t1, g.g1, g.bn1, K, batch, M);
 
   // Pass 3: da, dW1 = sum da x^T, dx = dy s + W1^T da.
-  float* dx = out[0].data<float>();
   std::vector<std::vector<float>> dw1(nt, std::vector<float>((size_t)K * C, 0.0f));
   for_tiles(g, [&](Scratch& s, const Tile& t) {
     float* da = s.d.data();
@@ -612,11 +617,11 @@ void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, 
         store(da + (size_t)k * g.T + p, ng1.apply(k, load(du + i), ah) * t.mask(p));
       }
     s.x.bind(g.x, C, g, t);
-    s.dy.bind(dy_base, C, g, t);
+    s.dy.bind(dx, C, g, t);  // dy s from pass 1
     s.out.bind(dx, C, g, t);
     outer(da, g.T, K, s.x.ptr, s.x.ld, C, t.width, dw1[omp_get_thread_num()].data(), &s.bt);
     gemm(w1t.data(), C, K, da, g.T, t.width, [&](int c, int p, vf acc) {
-      s.out.put(c, p, s.dy.get(c, p) * sig(t, c, p) + acc);
+      s.out.put(c, p, s.dy.get(c, p) + acc);
     });
     s.out.flush(C);
   });
