@@ -224,3 +224,26 @@ def test_several_tiles_and_ragged_tails_match_gluon(shape):
     x = mx.nd.array(np.random.RandomState(6).normal(0, 1, shape))
     assert_same(run(fast, x, train=True), run(ref, x, train=True))
     np.testing.assert_allclose(fast(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('channels', [16, 128])
+def test_saturated_gates_give_zero_and_one_not_nan(channels):
+    """Gate pre-activations far past +-88, where exp(x) leaves float32, on both operators.
+
+    BN2's shift puts whole channels at about -300, -60, 60 and 300: the sigmoid must come
+    out as 0 or 1 (the native one caps its exponent), never inf or NaN, in training and
+    in inference.
+    """
+    shift = np.tile([-300.0, -60.0, 60.0, 300.0], channels // 4)
+    fast, ref = make_unit(True, channels=channels), make_unit(False, channels=channels)
+    for unit in (fast, ref):
+        unit._layers()[3].beta.set_data(mx.nd.array(shift))
+    x = mx.nd.array(np.random.RandomState(4).normal(0, 1, (2, channels, 5, 5)))
+    fast_out, ref_out = run(fast, x, train=True), run(ref, x, train=True)
+    assert all(np.isfinite(v).all() for v in fast_out.values())
+    assert_same(fast_out, ref_out)
+    y = fast(x).asnumpy()
+    np.testing.assert_allclose(y, ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
+    # channels shifted up pass x through, channels shifted down are closed
+    np.testing.assert_array_equal(y[:, 3::4], x.asnumpy()[:, 3::4])
+    assert np.abs(y[:, 0::4]).max() < 1e-30
