@@ -2,7 +2,9 @@
 
 Every act type is built, hybridized and warmed up in the same process; timed windows then
 run interleaved (relu, atac, relu, atac, ...) so that clock and cache drift hit all of
-them alike, and the median window gives images/s. Ratios are against ``relu``.
+them alike, and the median window gives images/s. Ratios are against ``relu``; the range
+after each is the interquartile range of the per-window ratios (window i of an act type
+over window i of ``relu``), a measure of how noisy the machine was.
 
 Examples
 --------
@@ -147,10 +149,24 @@ def measure(args, ctx):
             results[mode][act] = {'images_per_s': statistics.median(ips),
                                   'windows_images_per_s': ips}
         if 'relu' in results[mode]:
-            base = results[mode]['relu']['images_per_s']
+            base = results[mode]['relu']
             for act in acts:
-                results[mode][act]['ratio_vs_relu'] = results[mode][act]['images_per_s'] / base
+                row = results[mode][act]
+                row['ratio_vs_relu'] = row['images_per_s'] / base['images_per_s']
+                # window i of every act type ran back to back, so its ratio cancels the
+                # machine's slower drifts; the quartiles show how far one run can be trusted
+                row['paired_ratio_quartiles'] = quartiles(
+                    [a / b for a, b in zip(row['windows_images_per_s'],
+                                           base['windows_images_per_s'])])
     return results
+
+
+def quartiles(values):
+    """First quartile, median and third quartile of ``values``."""
+    if len(values) < 2:
+        return [values[0]] * 3
+    q1, q2, q3 = statistics.quantiles(values, n=4, method='inclusive')
+    return [q1, q2, q3]
 
 
 def profile(args, ctx, path):
@@ -253,10 +269,11 @@ def print_report(report):
         report['omp_num_threads']))
     for mode, rows in report['throughput'].items():
         for act, row in rows.items():
-            ratio = row.get('ratio_vs_relu')
-            print('  %-5s %-16s %9.1f img/s%s' % (
-                mode, act, row['images_per_s'],
-                '  ratio %.3f' % ratio if ratio is not None else ''))
+            ratio = ''
+            if 'ratio_vs_relu' in row:
+                q1, _, q3 = row['paired_ratio_quartiles']
+                ratio = '  ratio %.3f (paired windows %.3f-%.3f)' % (row['ratio_vs_relu'], q1, q3)
+            print('  %-5s %-16s %9.1f img/s%s' % (mode, act, row['images_per_s'], ratio))
     for act, mem in report.get('train_memory', {}).items():
         print('  train peak RSS %-16s %8.1f MiB (%.1f MiB before the first step)'
               % (act, mem['peak_rss_mb'], mem['before_train_mb']))

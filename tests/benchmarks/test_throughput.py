@@ -26,10 +26,14 @@ def test_tiny_run_reports_ratios_memory_and_json(bench, tmp_path, capsys):
         assert rows['relu']['ratio_vs_relu'] == pytest.approx(1.0)
         assert all(row['images_per_s'] > 0 and len(row['windows_images_per_s']) == 2
                    for row in rows.values())
+        assert rows['relu']['paired_ratio_quartiles'] == pytest.approx([1.0] * 3)
+        for row in rows.values():
+            q1, q2, q3 = row['paired_ratio_quartiles']
+            assert 0 < q1 <= q2 <= q3
     assert set(report['train_memory']) == {'relu', 'chaatac-gluon'}
     assert all(m['peak_rss_mb'] > 0 for m in report['train_memory'].values())
     printed = capsys.readouterr().out
-    assert 'ratio' in printed and 'peak RSS' in printed
+    assert 'ratio' in printed and 'paired windows' in printed and 'peak RSS' in printed
 
 
 def test_bad_mode_and_context_are_rejected(bench):
