@@ -6,9 +6,9 @@ The original open-atac command line works verbatim, e.g.::
         --wd 0.0001 --lr 0.2 --lr-decay 0.1 --lr-decay-epoch 300,350 --dataset cifar100 \
         --model atac --act-type ChaATAC --useReLU --r 2 --blocks 3
 
-See ``python train_cifar.py --help``; the logic lives in :mod:`gluon_atac.train.cifar`.
+See ``python train_cifar.py --help``; the logic lives in :mod:`gluon_atac.training.cifar`.
 """
-from gluon_atac.train.cifar import main
+from gluon_atac.training.cifar import main
 
 if __name__ == '__main__':
     main()

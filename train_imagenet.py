@@ -8,9 +8,9 @@ The original open-atac command line works verbatim (on a GPU machine), e.g.::
         --logging-file resnet50_v1b_ChaATAC_2.log --r 2 --act-layers 2
 
 See ``python train_imagenet.py --help``; the logic lives in
-:mod:`gluon_atac.train.imagenet`.
+:mod:`gluon_atac.training.imagenet`.
 """
-from gluon_atac.train.imagenet import main
+from gluon_atac.training.imagenet import main
 
 if __name__ == '__main__':
     main()

@@ -6,5 +6,6 @@ from .nn import (ChaATAC, XUnit, get_activation, activation_names, get_attention
 from . import ops
 from .model_zoo import get_model, get_model_list
 from .utils.counting import count_params, count_flops
-from .utils.params import load_parameters, check_parameters, ParamsMismatchError
+from .errors import ParamsMismatchError
+from .model_zoo import load_parameters, check_parameters
 from .export import export

@@ -12,13 +12,13 @@ import time
 
 import mxnet as mx
 
-from .cli import cli_main
+from .errors import cli_main
 from .data import get_dataset, eval_loader
 from .model_zoo import get_model
-from .train.cifar import main as train_main
-from .train.evaluation import evaluate_cifar, model_costs
+from .model_zoo import load_parameters
+from .training.cifar import main as train_main
+from .training.engine.evaluation import evaluate, model_costs
 from .utils.export import export
-from .utils.params import load_parameters
 
 __all__ = ['main', 'run_demo']
 
@@ -42,9 +42,9 @@ def _evaluate_best(act, best_params, data):
     load_parameters(net, best_params)
     net.hybridize(static_alloc=True, static_shape=True)
     loader = eval_loader(data, 100)
-    evaluate_cifar(net, loader, [mx.cpu()])  # warm-up: builds the cached graph
+    evaluate(net, loader, [mx.cpu()])  # warm-up: builds the cached graph
     start = time.time()
-    accuracy = evaluate_cifar(net, loader, [mx.cpu()])
+    accuracy = evaluate(net, loader, [mx.cpu()])['top1_acc']
     return net, accuracy, len(data.test[0]) / (time.time() - start)
 
 

@@ -14,51 +14,16 @@ import warnings
 
 import mxnet as mx
 
-from .cli import cli_main, UsageError, add_architecture_flags, architecture_options
-from .model_zoo import get_model
-from .train.evaluation import split_batch
-from .training import atomic_write, parse_devices
-from .utils.params import load_parameters
+from .cli import add_architecture_flags, architecture_options
+from .errors import UsageError, cli_main
+from .model_zoo import get_model, load_parameters
+from .training.engine.checkpoint import atomic_write
+from .training.engine.devices import parse_devices
+from .training.engine.evaluation import evaluate as score
 
-__all__ = ['topk_errors', 'evaluate', 'format_table', 'main']
+__all__ = ['evaluate', 'format_table', 'main']
 
 _CIFAR = ('cifar10', 'cifar100')
-
-
-def topk_errors(net, batches, ctx, k=5, dtype='float32'):
-    """Top-1 and top-``k`` error of ``net`` over ``batches``.
-
-    Parameters
-    ----------
-    net : mxnet.gluon.Block
-        Run in inference mode (BN uses its running statistics).
-    batches : iterable of (NDArray, NDArray)
-        Images and class labels.
-    ctx : Context or list of Context
-    k : int, default 5
-        With fewer than ``k`` classes, top-``k`` means all of them (error 0).
-    dtype : str, default 'float32'
-        Type the images are cast to (the network's).
-
-    Returns
-    -------
-    dict
-        ``top1_err``, ``top5_err`` (top-``k``) and ``images``.
-    """
-    ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
-    top1 = topk = images = 0
-    for data, label in batches:
-        for x, y in zip(*split_batch(data, label, ctx)):
-            out = net(x.astype(dtype, copy=False))
-            ranked = mx.nd.topk(out.astype('float32'), k=min(k, out.shape[1]), axis=1)
-            hits = ranked == y.astype('float32').reshape((-1, 1))
-            top1 += hits[:, 0].sum().asscalar()
-            topk += hits.sum().asscalar()
-            images += x.shape[0]
-    if not images:
-        raise UsageError('the evaluation data holds no images')
-    return {'top1_err': 1 - top1 / images, 'top5_err': 1 - topk / images,
-            'images': int(images)}
 
 
 def _batches(args):
@@ -120,7 +85,7 @@ def evaluate(args):
     net = load_model(args, ctx, classes)
     result = {'model': args.model, 'params': args.params, 'data': args.data or args.dataset,
               'act_type': args.act_type, 'r': args.r, 'act_layers': args.act_layers}
-    result.update(topk_errors(net, batches, ctx))
+    result.update(score(net, batches, ctx))
     return result
 
 

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from .cli import cli_main, UsageError
+from .errors import UsageError, cli_main
 
 __all__ = ['free_port', 'read_hosts', 'plan_processes', 'ssh_argv', 'Job', 'main']
 

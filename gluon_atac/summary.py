@@ -1,7 +1,8 @@
 """``python -m gluon_atac.summary MODEL``: params and GMACs against the ReLU twin."""
 import argparse
 
-from .cli import cli_main, add_architecture_flags, architecture_options
+from .cli import add_architecture_flags, architecture_options
+from .errors import cli_main
 from .model_zoo import get_model
 from .utils.counting import count_params, count_flops
 

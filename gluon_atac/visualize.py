@@ -15,7 +15,8 @@ import re
 import mxnet as mx
 import numpy as np
 
-from .cli import UsageError, cli_main, add_architecture_flags, architecture_options
+from .cli import add_architecture_flags, architecture_options
+from .errors import UsageError, cli_main
 from .data.loader import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD
 from .data.transforms import normalize
 from .model_zoo import get_model

@@ -2,7 +2,8 @@
 import mxnet as mx
 import pytest
 
-from gluon_atac.cli import cli_main, one_line, UsageError, without_options
+from gluon_atac.cli import without_options
+from gluon_atac.errors import cli_main, one_line, UsageError
 
 
 def test_mxnet_errors_report_the_reason_not_the_backtrace():

@@ -9,7 +9,7 @@ import gluon_atac as ga
 from gluon_atac.data import eval_loader, get_dataset, write_cifar
 from gluon_atac.data.imagenet import write_synthetic_imagenet
 from gluon_atac.evaluate import main
-from gluon_atac.train.evaluation import evaluate_cifar
+from gluon_atac.training.engine.evaluation import evaluate
 
 PUBLISHED = '0.2141-imagenet-ResNet50_v1b_ChaATAC-155-best.params'
 
@@ -71,7 +71,7 @@ def test_cifar_errors_match_the_cifar_evaluation(tmp_path):
     result = main(['cifar_resnet8_v2', '--params', params, '--dataset', 'cifar10', '--data',
                    str(tmp_path / 'cifar'), '-j', '0'])
     data = get_dataset('cifar10', str(tmp_path / 'cifar'))
-    accuracy = evaluate_cifar(net, eval_loader(data, 8), [mx.cpu()])
+    accuracy = evaluate(net, eval_loader(data, 8), [mx.cpu()])['top1_acc']
     assert result['images'] == 24
     assert result['top1_err'] == pytest.approx(1 - accuracy)
 

@@ -13,6 +13,8 @@ import tarfile
 
 import numpy as np
 
+from ..errors import DataError
+
 __all__ = ['DataError', 'CIFAR_CLASSES', 'find_cifar_files', 'load_cifar', 'write_cifar']
 
 CIFAR_CLASSES = {'cifar10': 10, 'cifar100': 100, 'cifar100-coarse': 20}
@@ -34,10 +36,6 @@ _ARCHIVES = {'cifar10': ('cifar-10-binary.tar.gz', 'cifar-10-python.tar.gz'),
              'cifar100': ('cifar-100-binary.tar.gz', 'cifar-100-python.tar.gz')}
 # Where Gluon's download is attempted from; probed before trying it.
 _DOWNLOAD_HOST = ('apache-mxnet.s3-accelerate.dualstack.amazonaws.com', 443)
-
-
-class DataError(ValueError):
-    """Data files are missing, truncated or malformed; the message names the files."""
 
 
 def _check_dataset(dataset):

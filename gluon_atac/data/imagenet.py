@@ -15,7 +15,7 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon.data.vision import transforms
 
-from ..training.seeding import seed_everything
+from ..utils.seeding import seed_everything
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'JITTER', 'LIGHTING', 'val_resize', 'count_images',
            'ShardSampler', 'train_batches', 'val_batches', 'preprocess_image',
@@ -68,7 +68,7 @@ class ShardSampler(gluon.data.Sampler):
     Worker ``part_index`` of ``num_parts`` owns positions ``part_index, part_index +
     num_parts, ...``: shards are disjoint and together cover the data set. Each epoch
     draws a permutation of the shard from NumPy's global generator (seeded per epoch by
-    :func:`gluon_atac.training.seed_everything`) and wraps around when ``length`` exceeds
+    :func:`gluon_atac.utils.seeding.seed_everything`) and wraps around when ``length`` exceeds
     the shard, so all workers run the same number of steps, as ``dist_sync`` requires.
 
     Parameters

@@ -18,7 +18,7 @@ import argparse
 import signal
 import sys
 
-from ..cli import UsageError, cli_main
+from ..errors import UsageError, cli_main
 from .presets import BUDGETS, PRESETS, expand
 from .report import build_report
 from .runner import run_grid, smoke_data_dir

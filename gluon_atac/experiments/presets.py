@@ -9,7 +9,7 @@ import fnmatch
 import os
 import sys
 
-from ..cli import UsageError
+from ..errors import UsageError
 
 __all__ = ['Preset', 'Run', 'PRESETS', 'BUDGETS', 'get_preset', 'expand', 'variant_label',
            'cifar_model_name', 'ACT_LABELS', 'CIFAR_ACTS']

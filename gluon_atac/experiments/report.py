@@ -13,9 +13,9 @@ import os
 
 import numpy as np
 
-from ..cli import UsageError
+from ..errors import UsageError
 from ..model_zoo import get_model
-from ..training.metrics import read_metrics
+from ..training.engine.metrics import read_metrics
 from ..utils.counting import count_flops, count_params
 from .presets import ACT_LABELS, CIFAR_ACTS, PRESETS, cifar_model_name
 from .runner import MANIFEST, best_accuracy, epochs_done

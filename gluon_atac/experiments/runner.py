@@ -12,10 +12,11 @@ import subprocess
 import threading
 import time
 
-from ..cli import UsageError, without_options
+from ..cli import without_options
+from ..errors import UsageError
 from ..data.imagenet import write_synthetic_imagenet
-from ..training.checkpoint import atomic_write
-from ..training.metrics import read_metrics
+from ..training.engine.checkpoint import atomic_write
+from ..training.engine.metrics import read_metrics
 from .tinydata import TINY_LAYOUT, write_cifar_subset, write_tiny_cifar
 
 __all__ = ['run_grid', 'run_state', 'epochs_done', 'best_accuracy', 'device_groups',
@@ -30,13 +31,9 @@ _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 
 def epochs_done(records):
-    """How many epochs a ``metrics.jsonl`` records.
-
-    Counting distinct epochs works for both scripts: ``train_cifar.py`` numbers epochs
-    from 1, ``train_imagenet.py`` from 0 as the original's logs did, and a resumed run
-    rewrites the file without the epochs it repeats.
-    """
-    return len({r.get('epoch') for r in records})
+    """How many epochs a ``metrics.jsonl`` records: both trainers number epochs from 1,
+    and a resumed run rewrites the file without the epochs it repeats."""
+    return records[-1]['epoch'] if records else 0
 
 
 def run_state(run):

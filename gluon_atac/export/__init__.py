@@ -18,8 +18,8 @@ import time
 
 import mxnet as mx
 
-from ..cli import cli_main, UsageError
-from ..training import atomic_write
+from ..errors import UsageError, cli_main
+from ..training.engine.checkpoint import atomic_write
 from ..utils.export import export, use_gluon_graph
 
 __all__ = ['export', 'quantize_int8', 'compare', 'main']
@@ -91,7 +91,7 @@ def compare(fp32, int8, batches):
     """
     # Imported on use: `import gluon_atac` imports this package, and a module imported
     # then makes `python -m gluon_atac.evaluate` warn.
-    from ..evaluate import topk_errors
+    from ..training.engine.evaluation import evaluate as topk_errors
 
     fp32.optimize_for(batches[0][0], backend='MKLDNN', static_alloc=True, static_shape=True)
     report = {name: topk_errors(net, batches, mx.cpu())

@@ -2,3 +2,4 @@
 from .cifar_resnet import CIFARResNetV2, CIFARBlockV2, cifar_resnet_v2, stage_act_types
 from .resnetv1b import BottleneckV1bAct, BasicBlockV1bAct, ActBlockFactory, resnet_v1b
 from .model_zoo import get_model, get_model_list
+from .params import load_parameters, check_parameters

@@ -3,7 +3,7 @@ import functools
 
 from .cifar_resnet import cifar_resnet_v2
 from .resnetv1b import resnet_v1b, RESNET_LAYERS
-from ..utils.params import load_parameters
+from .params import load_parameters
 
 __all__ = ['get_model', 'get_model_list']
 

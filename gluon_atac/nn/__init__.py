@@ -3,3 +3,4 @@ from .atac import ChaATAC, check_reduction, set_fused, gluon_graph
 from .activations import XUnit
 from .factory import get_activation, activation_names, canonical_name
 from .attention import SqueezeExcite, GatherExcite, get_attention, attention_names
+from .norms import group_norm

@@ -3,10 +3,10 @@ import os
 
 import pytest
 
-from gluon_atac.cli import UsageError
+from gluon_atac.errors import UsageError
 from gluon_atac.experiments import BUDGETS, PRESETS, expand
 from gluon_atac.experiments.presets import variant_label
-from gluon_atac.train.cifar_args import parse_args
+from gluon_atac.training.cifar import parse_args
 
 PUBLISHED_CIFAR = ('--gpus 0 --num-epochs 400 --mode hybrid -j 32 --batch-size 128 '
                    '--wd 0.0001 --lr 0.2 --lr-decay 0.1 --lr-decay-epoch 300,350 '
@@ -50,7 +50,7 @@ def test_every_preset_expands_to_valid_commands(tmp_path, name, budget):
 
 
 def test_imagenet_commands_parse(tmp_path):
-    from gluon_atac.train.imagenet_args import parse_args as parse_imagenet
+    from gluon_atac.training.imagenet import parse_args as parse_imagenet
     for name in ('imagenet', 'imagenet_attention'):
         for run in expand(name, str(tmp_path), data_dir='/data'):
             args = parse_imagenet(run.command('/repo', devices=(0, 1), resume_from='ck')[2:])

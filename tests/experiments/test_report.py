@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import gluon_atac as ga
-from gluon_atac.cli import UsageError
+from gluon_atac.errors import UsageError
 from gluon_atac.experiments import build_report, expand
 from gluon_atac.experiments.runner import _save_manifest
-from gluon_atac.training import read_metrics
+from gluon_atac.training.engine.metrics import read_metrics
 
 
 def _best(run):

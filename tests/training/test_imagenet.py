@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from gluon_atac.data.imagenet import write_synthetic_imagenet
-from gluon_atac.train import imagenet as train
-from gluon_atac.train.imagenet_args import parse_args
-from gluon_atac.training import read_metrics
+from gluon_atac.training import imagenet as train
+from gluon_atac.training.engine import distributed
+from gluon_atac.training.engine.losses import build_teacher
+from gluon_atac.training.engine.metrics import read_metrics
+from gluon_atac.training.engine.schedule import build_lr_scheduler
+from gluon_atac.training.imagenet import parse_args
 
 PUBLISHED = ('--mode hybrid --lr 0.075 --lr-mode cosine --num-epochs 160 --batch-size 128 '
              '--num-gpus 2 -j 48 --warmup-epochs 5 --dtype float16 --use-rec --last-gamma '
@@ -67,7 +70,7 @@ def test_published_command_runs_on_a_record_file(tiny, tmp_path):
         '--dtype', 'float32', '--num-epochs', '1', '--warmup-epochs', '0', '--input-size',
         '32', '-j', '2', '--classes', '4', '--no-progress']))
     records = read_metrics(str(tmp_path / 'metrics.jsonl'))
-    assert [r['epoch'] for r in records] == [0]
+    assert [r['epoch'] for r in records] == [1]
     for key in ('train_loss', 'val_top1_err', 'val_top5_err', 'lr', 'seconds',
                 'samples_per_sec'):
         assert np.isfinite(records[0][key])
@@ -101,7 +104,7 @@ def test_folder_training_resumes_like_an_uninterrupted_run(tiny, tmp_path, monke
     resumed = train.run(parse_args(flags + out_flags(tmp_path / 'cut') + [
         '--resume', str(tmp_path / 'cut' / 'checkpoint.ckpt')]))
 
-    assert [r['epoch'] for r in resumed['records']] == [0, 1]
+    assert [r['epoch'] for r in resumed['records']] == [1, 2]
     for a, b in zip(whole['records'], resumed['records']):
         assert a['train_loss'] == pytest.approx(b['train_loss'], rel=1e-4)
     final = 'imagenet-ResNet18_v1b_ChaATAC-1.params'
@@ -125,7 +128,7 @@ def test_original_resume_flags_restore_schedule_on_record_files(tiny, tmp_path):
         '--resume-epoch', '1', '--resume-params', stem + '.params', '--resume-states',
         stem + '.states', '--mixup', '--label-smoothing', '--teacher', 'resnet18_v1b',
         '--teacher-params', stem + '.params']))
-    assert [r['epoch'] for r in result['records']] == [1]
+    assert [r['epoch'] for r in result['records']] == [2]
     assert result['records'][0]['lr'] == pytest.approx(0.0, abs=1e-9)
     assert np.isfinite(result['records'][0]['train_loss'])
 
@@ -145,14 +148,14 @@ def test_no_wd_and_last_gamma():
 def test_lr_schedule_warms_up_then_follows_the_mode():
     args = parse_args(['--lr', '0.4', '--num-epochs', '4', '--warmup-epochs', '1',
                        '--lr-mode', 'step', '--lr-decay-epoch', '2,3'])
-    schedule = train.build_lr_scheduler(args, steps=10)
+    schedule = build_lr_scheduler(args, steps=10)
     assert schedule(0) == pytest.approx(0.0)
     assert 0.0 < schedule(5) < 0.4
     assert schedule(10) == pytest.approx(0.4) and schedule(15) == pytest.approx(0.4)
     assert schedule(25) == pytest.approx(0.04)
     assert schedule(35) == pytest.approx(0.004)
     args = parse_args(['--lr', '0.4', '--num-epochs', '3', '--lr-mode', 'cosine'])
-    cosine = train.build_lr_scheduler(args, steps=10)
+    cosine = build_lr_scheduler(args, steps=10)
     assert cosine(0) == pytest.approx(0.4) and cosine(30) == pytest.approx(0.0)
     assert 0.0 < cosine(15) < 0.4
 
@@ -190,7 +193,7 @@ def test_a_failing_dist_worker_exits_hard(monkeypatch, capsys):
         codes.append(code)
         raise _HardExit()
     monkeypatch.setenv('DMLC_ROLE', 'worker')
-    monkeypatch.setattr(train.os, '_exit', record)
+    monkeypatch.setattr(distributed.os, '_exit', record)
     with pytest.raises(_HardExit):
         train.main(['--model', 'nope'])
     assert codes == [2]
@@ -202,7 +205,7 @@ def test_server_side_schedule_matches_gluoncv(mode):
     # dist_async unpickles the optimizer on the servers, which cannot import GluonCV.
     args = parse_args(['--lr', '0.4', '--num-epochs', '4', '--warmup-epochs', '1',
                        '--lr-mode', mode, '--lr-decay-epoch', '2,3'])
-    gluoncv, native = (train.build_lr_scheduler(args, 10, native=n) for n in (False, True))
+    gluoncv, native = (build_lr_scheduler(args, 10, native=n) for n in (False, True))
     assert type(native).__module__.startswith('mxnet.')
     # The two count warm-up updates one apart: at most lr / steps between them.
     for update in range(0, 40, 3):
@@ -217,7 +220,7 @@ def test_teacher_from_gluoncv_zoo(name, gluoncv_name, tmp_path):
     source.initialize()
     source(mx.nd.zeros((1, 3, 32, 32)))
     source.save_parameters(str(tmp_path / 't.params'))
-    teacher = train.build_teacher(name, str(tmp_path / 't.params'), 4, [mx.cpu()])
+    teacher = build_teacher(name, str(tmp_path / 't.params'), 4, [mx.cpu()])
     x = mx.nd.random.uniform(shape=(2, 3, 32, 32))
     np.testing.assert_allclose(teacher(x).asnumpy(), source(x).asnumpy(), rtol=1e-4,
                                atol=1e-5)

@@ -7,8 +7,9 @@ import sys
 import pytest
 
 from gluon_atac.data import write_cifar
-from gluon_atac.train.cifar import lr_at, main
-from gluon_atac.training import read_metrics
+from gluon_atac.training.cifar import main
+from gluon_atac.training.engine.metrics import read_metrics
+from gluon_atac.training.engine.schedule import step_lr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEYS = {'epoch', 'train_acc', 'train_loss', 'val_acc', 'best_val_acc', 'lr', 'seconds',
@@ -106,7 +107,7 @@ def test_params_file_resumes_weights_only(tmp_path, data_dirs):
 
 
 def test_lr_schedule_as_original():
-    assert [lr_at(e, 0.2, 0.1, [300, 350]) for e in (0, 299, 300, 349, 350, 399)] == \
+    assert [step_lr(e, 0.2, 0.1, [300, 350]) for e in (0, 299, 300, 349, 350, 399)] == \
         pytest.approx([0.2, 0.2, 0.02, 0.02, 0.002, 0.002])
 
 

@@ -10,9 +10,9 @@ from mxnet import gluon
 
 from gluon_atac import get_model
 from gluon_atac.data import write_cifar
-from gluon_atac.train.cifar import main
-from gluon_atac.train.cifar_args import parse_args
-from gluon_atac.training import checkpoint, load_checkpoint, save_checkpoint
+from gluon_atac.training.cifar import main, parse_args
+from gluon_atac.training.engine import checkpoint
+from gluon_atac.training.engine.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -3,13 +3,12 @@ import os
 import pickle
 import tempfile
 
-__all__ = ['atomic_write', 'save_checkpoint', 'load_checkpoint', 'CheckpointError']
+from ...errors import CheckpointError
+from ...model_zoo import load_parameters
+
+__all__ = ['atomic_write', 'save_checkpoint', 'load_checkpoint']
 
 _FORMAT = 'gluon_atac.checkpoint/1'
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, truncated or not a gluon_atac checkpoint."""
 
 
 def atomic_write(path, write):
@@ -117,7 +116,6 @@ def load_checkpoint(path, net, trainer=None, ctx=None):
             from None
     if not isinstance(payload, dict) or payload.get('format') != _FORMAT:
         raise CheckpointError('%s is not a gluon_atac checkpoint' % path)
-    from ..utils.params import load_parameters
     _load_bytes_into(lambda f: load_parameters(net, f, ctx=ctx), payload['params'], path)
     if trainer is not None and payload['trainer'] is not None:
         _load_bytes_into(trainer.load_states, payload['trainer'], path)

@@ -3,11 +3,9 @@ import os
 
 import mxnet as mx
 
-__all__ = ['load_parameters', 'check_parameters', 'ParamsMismatchError']
+from ..errors import ParamsMismatchError
 
-
-class ParamsMismatchError(ValueError):
-    """A parameter file does not fit the network it is loaded into."""
+__all__ = ['load_parameters', 'check_parameters']
 
 
 def _shapes_fit(file_shape, model_shape):

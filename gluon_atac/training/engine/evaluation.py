@@ -1,0 +1,65 @@
+"""How both recipes score a network: top-1/top-k over a data set, on one or more devices;
+and the parameter and multiply-add counts a run logs."""
+import mxnet as mx
+
+from ...errors import DataError
+from ...model_zoo import get_model
+from ...utils.counting import count_flops, count_params
+from .devices import split_batch
+
+__all__ = ['evaluate', 'model_costs']
+
+
+def evaluate(net, batches, ctx, k=5, dtype='float32'):
+    """Top-1 and top-``k`` accuracy and error of ``net`` over ``batches``.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+        Run in inference mode (BN uses its running statistics).
+    batches : iterable of (NDArray, NDArray)
+        Images and class labels.
+    ctx : Context or list of Context
+    k : int, default 5
+        With fewer than ``k`` classes, top-``k`` means all of them (error 0).
+    dtype : str, default 'float32'
+        Type the images are cast to (the network's).
+
+    Returns
+    -------
+    dict
+        ``top1_acc``, ``top1_err``, ``top5_err`` (top-``k``) and ``images``.
+
+    Raises
+    ------
+    DataError
+        If ``batches`` holds no image.
+    """
+    ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
+    top1 = topk = images = 0
+    for data, label in batches:
+        for x, y in zip(*split_batch(data, label, ctx)):
+            out = net(x.astype(dtype, copy=False))
+            ranked = mx.nd.topk(out.astype('float32'), k=min(k, out.shape[1]), axis=1)
+            hits = ranked == y.astype('float32').reshape((-1, 1))
+            top1 += int(hits[:, 0].sum().asscalar())
+            topk += int(hits.sum().asscalar())
+            images += x.shape[0]
+    if not images:
+        raise DataError('the evaluation data holds no images')
+    return {'top1_acc': top1 / images, 'top1_err': 1 - top1 / images,
+            'top5_err': 1 - topk / images, 'images': int(images)}
+
+
+def model_costs(name, input_shape=(1, 3, 32, 32), **kwargs):
+    """Parameters and multiply-adds of ``get_model(name, **kwargs)`` for one image.
+
+    Counted on a fresh, uninitialized copy, so a network being trained is not traced.
+
+    Returns
+    -------
+    (int, int)
+        Total parameters as saved, and conv + dense multiply-adds.
+    """
+    net = get_model(name, **kwargs)
+    return count_params(net, input_shape)['total'], count_flops(net, input_shape)['macs']

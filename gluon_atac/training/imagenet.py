@@ -1,0 +1,448 @@
+"""The ImageNet recipe: ResNet v1b hosts with attentional activations, behind
+``train_imagenet.py``.
+
+The recipe is the original's (GluonCV's ``train_imagenet.py``): NAG, linear warm-up then
+a step/cosine/poly schedule updated every iteration, optional label smoothing, mixup, no
+weight decay on BN and biases, zero-initialized last BN gamma, float16 with
+multi-precision, and distillation from a teacher. Additions: resumable single-file
+checkpoints, per-epoch ``metrics.jsonl``, and data sharding under distributed kvstores,
+where the learning rate and batch accounting use the global batch and only rank 0
+writes files.
+"""
+import json
+import os
+import re
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from ..data.imagenet import count_images, train_batches, val_batches
+from ..errors import UsageError, cli_main
+from ..model_zoo import get_model, get_model_list, load_parameters
+from ..nn import canonical_name, group_norm
+from ..utils.counting import count_params
+from ..utils.seeding import epoch_seed, seed_everything
+from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
+from .engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .engine.devices import devices_with_notes, fitting_batch_size
+from .engine.distributed import (batch_plan, broadcast_weights, create_kvstore,
+                                 exit_like_a_worker)
+from .engine.evaluation import evaluate
+from .engine.logs import setup_logging
+from .engine.loop import train_epoch
+from .engine.losses import (SMOOTHING, build_loss, build_teacher, mixup_lambda,
+                            training_targets)
+from .engine.metrics import MetricsLog, plot_history
+from .engine.progress import progress
+from .engine.run_files import RunFiles
+from .engine.schedule import build_lr_scheduler
+
+__all__ = ['build_parser', 'parse_args', 'checkpoint_tag', 'run', 'main', 'KV_STORES']
+
+KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
+_V1B_FAMILY = re.compile(r'^resnet\d+_v1[bcd]$')
+_REC = os.path.join('~', '.mxnet', 'datasets', 'imagenet', 'rec')
+# The original spells ATAC this way in its file names.
+_TAG_SPELLING = {'chaatac': 'ChaATAC'}
+
+
+def _add_original(p):
+    """Flags of the original script not shared with the CIFAR one, with GluonCV's
+    ``train_imagenet.py`` defaults."""
+    data = p.add_argument_group('data (original flags)')
+    data.add_argument('--data-dir', default='~/.mxnet/datasets/imagenet',
+                      help='folder with train/<class>/*.jpg and val/<class>/*.jpg')
+    data.add_argument('--rec-train', default=os.path.join(_REC, 'train.rec'))
+    data.add_argument('--rec-train-idx', default=os.path.join(_REC, 'train.idx'))
+    data.add_argument('--rec-val', default=os.path.join(_REC, 'val.rec'))
+    data.add_argument('--rec-val-idx', default=os.path.join(_REC, 'val.idx'))
+    data.add_argument('--use-rec', action='store_true',
+                      help='read the record files instead of --data-dir')
+    data.add_argument('--input-size', type=int, default=224)
+    data.add_argument('--crop-ratio', type=float, default=0.875,
+                      help='validation resize is ceil(input-size / crop-ratio)')
+
+    model = p.add_argument_group('model (original flags)')
+    model.add_argument('--model', default='resnet50_v1b',
+                       help='a ResNet v1b/v1c/v1d of gluon_atac.get_model_list()')
+    model.add_argument('--r', type=int, default=2, help='ATAC reduction ratio')
+    model.add_argument('--act-layers', type=int, default=2,
+                       help='stages (from the deepest) using --act-type; 2 = stages 3-4')
+    model.add_argument('--use-pretrained', action='store_true',
+                       help="start from GluonCV's pretrained ReLU weights (needs them in "
+                            "~/.mxnet/models or a download)")
+    model.add_argument('--use-gn', action='store_true', help='GroupNorm instead of BN')
+    model.add_argument('--last-gamma', action='store_true',
+                       help='zero-init the gamma of the last BN of each block')
+    model.add_argument('--summary', action='store_true', help='print the model summary')
+    model.add_argument('--dtype', default='float32', choices=('float32', 'float16'),
+                       help='float16 trains with multi-precision (GPU only)')
+
+    groups = add_shared_flags(p, modes=('imperative', 'hybrid', 'symbolic'))
+    train = groups['optimization']
+    train.add_argument('--num-gpus', type=int, default=0)
+    train.add_argument('--lr-mode', default='step', choices=('step', 'cosine', 'poly'))
+    train.add_argument('--warmup-lr', type=float, default=0.0)
+    train.add_argument('--warmup-epochs', type=int, default=0)
+    train.add_argument('--no-wd', action='store_true',
+                       help='no weight decay on BN parameters and biases')
+    train.add_argument('--label-smoothing', action='store_true', help='smoothing 0.1')
+    train.add_argument('--mixup', action='store_true')
+    train.add_argument('--mixup-alpha', type=float, default=0.2)
+    train.add_argument('--mixup-off-epoch', type=int, default=0,
+                       help='train the last N epochs without mixup')
+    train.add_argument('--teacher', default=None,
+                       help='distil from this gluon_atac model or GluonCV model '
+                            '(gluoncv:NAME forces GluonCV), loaded from --teacher-params')
+    train.add_argument('--temperature', type=float, default=20)
+    train.add_argument('--hard-weight', type=float, default=0.5)
+
+    out = groups['outputs']
+    out.add_argument('--save-frequency', type=int, default=10,
+                     help='write imagenet-<model>-<epoch index>.params every N epochs')
+    out.add_argument('--resume-epoch', type=int, default=0,
+                     help='epochs already done: the run starts with epoch N+1 (0-based '
+                          'index N, as in the original)')
+    out.add_argument('--resume-params', default='', help='.params to start from')
+    out.add_argument('--resume-states', default='', help='.states of the trainer')
+    out.add_argument('--log-interval', type=int, default=50, help='batches between logs')
+    out.add_argument('--logging-file', default=None,
+                     help='log file (default: <save-dir>/train_imagenet.log)')
+
+
+def _add_ours(p):
+    ours = p.add_argument_group('gluon_atac additions')
+    ours.add_argument('--gpus', default='',
+                      help="GPU ids like '0,1' (overrides --num-gpus)")
+    ours.add_argument('--act-type', default='ChaATAC',
+                      help='activation of the ATAC stages: ChaATAC, relu, swish, ...')
+    ours.add_argument('--use-global', '--useGlobal', dest='use_global', action='store_true',
+                      help='ATAC with global (pooled) context')
+    ours.add_argument('--no-relu', action='store_true', help='ATAC without its inner ReLU')
+    ours.add_argument('--attention', default=None,
+                      help='attention module on the residual branch (se, ge), as compared '
+                           'in the paper\'s ImageNet table')
+    ours.add_argument('--classes', type=int, default=1000)
+    ours.add_argument('--teacher-params', default=None,
+                      help='.params of --teacher (nothing is downloaded)')
+    ours.add_argument('--kv-store', '--kvstore', dest='kv_store', default='device',
+                      choices=KV_STORES,
+                      help='dist_* kvstores need the DMLC environment (gluon_atac.launch)')
+    ours.add_argument('--resume', default=None, metavar='CKPT',
+                      help='continue from <save-dir>/checkpoint.ckpt (net, trainer states, '
+                           'epoch, schedule, best score)')
+    ours.add_argument('--worker-report', default=None, metavar='DIR',
+                      help='every worker writes its final parameters and the folder images '
+                           'it read in the last epoch to DIR/rank<k>.params/.json (checks '
+                           'distributed runs)')
+
+
+def build_parser():
+    """The ``train_imagenet.py`` argument parser."""
+    p = TrainingParser(description='Train a ResNet v1b with attentional activations on '
+                                   'ImageNet (flags of the original open-atac script).')
+    _add_original(p)
+    _add_ours(p)
+    return p
+
+
+def parse_args(argv=None):
+    """Parse and check ``argv``; paths get ``~`` expanded, ``decay_epochs`` is added.
+
+    Raises
+    ------
+    UsageError
+        For values no run could use.
+    """
+    args = build_parser().parse_args(argv)
+    for name in ('data_dir', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx'):
+        setattr(args, name, os.path.expanduser(getattr(args, name)))
+    require_positive(args, ('batch_size', 'num_epochs', 'input_size', 'classes'))
+    if not 0 <= args.warmup_epochs < args.num_epochs:
+        raise UsageError('--warmup-epochs must be in [0, --num-epochs)')
+    if not 0 <= args.resume_epoch < args.num_epochs:
+        raise UsageError('--resume-epoch must be in [0, --num-epochs)')
+    if args.teacher and not args.teacher_params:
+        raise UsageError('--teacher needs --teacher-params FILE (nothing is downloaded)')
+    if args.resume and (args.resume_params or args.resume_states or args.resume_epoch):
+        raise UsageError('--resume restores everything; drop --resume-params/-states/-epoch')
+    hosts = [n for n in get_model_list() if _V1B_FAMILY.match(n)]
+    if args.model.lower() not in hosts:
+        raise UsageError('--model must be a ResNet v1b/v1c/v1d: %s' % ', '.join(hosts))
+    args.mode = 'hybrid' if args.mode == 'symbolic' else args.mode
+    args.decay_epochs = decay_epochs(args)
+    # The original wrote train_imagenet.log into the working directory; runs that do not
+    # name a log keep it with their other files instead.
+    args.logging_file = args.logging_file or os.path.join(args.save_dir, 'train_imagenet.log')
+    return args
+
+
+def checkpoint_tag(model, act_type):
+    """Model part of the original's file names, e.g. ``ResNet50_v1b_ChaATAC``.
+
+    The published checkpoint ``0.2141-imagenet-ResNet50_v1b_ChaATAC-155-best.params``
+    spells the host ``ResNet50_v1b`` and appends the activation.
+    """
+    act = canonical_name(act_type)
+    return '%s_%s' % (re.sub(r'^resnet', 'ResNet', model.lower()), _TAG_SPELLING.get(act, act))
+
+
+def _devices(args):
+    """Contexts, and the warnings to log once a logger exists."""
+    ctx, notes = devices_with_notes(args.gpus, None if args.gpus else args.num_gpus)
+    if args.dtype == 'float16' and all(c.device_type == 'cpu' for c in ctx):
+        raise UsageError('--dtype float16 needs a GPU (float16 multi-precision training is '
+                         'GPU-only in MXNet) and none is visible; use --dtype float32')
+    return ctx, notes
+
+
+def _load_pretrained(net, args, ctx):
+    """GluonCV's pretrained ReLU weights; names match our ReLU variant exactly."""
+    if canonical_name(args.act_type) != 'relu' or args.classes != 1000:
+        raise UsageError('--use-pretrained exists only for --act-type relu with 1000 '
+                         "classes (GluonCV's ReLU weights)")
+    from gluoncv.model_zoo.model_store import get_model_file
+    try:
+        path = get_model_file(args.model.lower())
+    except Exception as err:  # noqa: BLE001 -- any download failure is a usage problem here
+        raise UsageError('cannot get pretrained %s weights: %s' % (args.model, err)) from None
+    load_parameters(net, path, ctx=ctx)
+
+
+def _build_net(args, ctx, logger):
+    options = dict(classes=args.classes, act_type=args.act_type, r=args.r,
+                   act_layers=args.act_layers, use_global=args.use_global,
+                   use_relu=not args.no_relu, last_gamma=args.last_gamma,
+                   attention=args.attention, input_size=args.input_size)
+    if args.use_gn:
+        options['norm_layer'] = group_norm
+    net = get_model(args.model, **options)
+    seed_everything(args.seed)
+    net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+    if 'dist' in args.kv_store:
+        # One imperative pass finishes deferred initialization, so the trainer can hand
+        # every weight to the kvstore before the first step (see broadcast_weights).
+        for device in ctx:
+            net(mx.nd.zeros((1, 3, args.input_size, args.input_size), ctx=device))
+    if args.use_pretrained:
+        _load_pretrained(net, args, ctx)
+    if args.resume_params:
+        load_parameters(net, args.resume_params, ctx=ctx)
+    shape = (1, 3, args.input_size, args.input_size)
+    logger.info('model %s act=%s r=%d act_layers=%d: %s params', args.model, args.act_type,
+                args.r, args.act_layers, '{:,}'.format(count_params(net, shape)['total']))
+    if args.summary:
+        net.summary(mx.nd.zeros(shape, ctx=ctx[0]))
+    net.cast(args.dtype)
+    if args.no_wd:
+        for param in net.collect_params('.*beta|.*gamma|.*bias').values():
+            param.wd_mult = 0.0
+    if args.mode == 'hybrid':
+        net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def _restore(args, net, trainer, ctx, logger):
+    """Epochs already done and best error after ``--resume`` or the original's flags.
+
+    ``trainer`` is ``None`` when the optimizer states live on the servers (dist_async).
+    """
+    if args.resume:
+        state = load_checkpoint(args.resume, net, trainer, ctx=ctx)
+        logger.info('resumed %s after epoch %d (best top-1 err %.4f)', args.resume,
+                    state['epoch'], state['best_err'])
+        return state['epoch'], state['best_err']
+    if args.resume_states:
+        if trainer is None:
+            raise UsageError('--resume-states: under --kv-store dist_async the optimizer '
+                             'states live on the servers and cannot be loaded')
+        if not os.path.isfile(args.resume_states):
+            raise FileNotFoundError('trainer states not found: %s' % args.resume_states)
+        trainer.load_states(args.resume_states)
+    return args.resume_epoch, 1.0
+
+
+def _data_plan(args, kv, ctx, logger):
+    """Paths, shard and batch accounting of this worker."""
+    if args.use_rec:
+        train, train_idx, val, val_idx = (args.rec_train, args.rec_train_idx, args.rec_val,
+                                          args.rec_val_idx)
+    else:
+        train, val = (os.path.join(args.data_dir, s) for s in ('train', 'val'))
+        train_idx = val_idx = None
+    images = count_images(train, train_idx)
+    count_images(val, val_idx)
+    per_device = fitting_batch_size(args.batch_size, images, len(ctx), logger,
+                                    workers=kv.num_workers)
+    plan = batch_plan(images, per_device, len(ctx), kv)
+    plan.update(train=train, train_idx=train_idx, val=val, val_idx=val_idx,
+                seed=args.seed * 1000)
+    return plan
+
+
+def _batch_preparation(args, epoch, teacher, rng):
+    """The per-batch targets (label smoothing, mixup) and teacher outputs of ``epoch``."""
+    eta = SMOOTHING if args.label_smoothing else 0.0
+    soft = None
+    if teacher is not None:
+        def soft(x):
+            return mx.nd.softmax(teacher(x).astype('float32') / args.temperature)
+
+    def prepare(data, label):
+        lam = mixup_lambda(rng, args.mixup_alpha, epoch - 1, args.num_epochs,
+                           args.mixup_off_epoch) if args.mixup else None
+        if lam is not None and lam != 1.0:
+            data = lam * data + (1 - lam) * data[::-1]
+        target = training_targets(label, args.classes, eta, lam)
+        return data.astype(args.dtype, copy=False), target, soft
+    return prepare
+
+
+def _write_worker_report(args, kv, net, seen):
+    os.makedirs(args.worker_report, exist_ok=True)
+    stem = os.path.join(args.worker_report, 'rank%d' % kv.rank)
+    atomic_write(stem + '.params', net.save_parameters)
+    report = {'rank': kv.rank, 'num_workers': kv.num_workers, 'kv_store': kv.type,
+              'images_read': sorted(set(seen)) if seen else None}
+    atomic_write(stem + '.json', lambda p: open(p, 'w').write(json.dumps(report)))
+
+
+def _build_trainer(args, net, kv, plan):
+    """NAG with the per-iteration schedule: the trainer, the trainer whose states can be
+    saved (``None`` under dist_async) and the schedule.
+
+    The kvstore only sums gradients and the trainer updates (``update_on_kvstore=False``),
+    so the optimizer states stay here and can be saved, under dist_sync too. MXNet runs
+    dist_async updates on the servers only, and their states cannot be saved.
+    """
+    on_servers = args.kv_store == 'dist_async'
+    optimizer_params = {'wd': args.wd, 'momentum': args.momentum,
+                        'lr_scheduler': build_lr_scheduler(args, plan['updates'],
+                                                           native=on_servers)}
+    if args.dtype == 'float16':
+        optimizer_params['multi_precision'] = True
+    trainer = gluon.Trainer(net.collect_params(), 'nag', optimizer_params, kvstore=kv,
+                            update_on_kvstore=on_servers)
+    if 'dist' in kv.type and not on_servers:
+        broadcast_weights(trainer, kv)
+    return trainer, None if on_servers else trainer, optimizer_params['lr_scheduler']
+
+
+def _step_logger(args, epoch, trainer, plan, logger):
+    """Logs speed, loss and learning rate every ``--log-interval`` batches."""
+    def log(i, stats):
+        if args.log_interval and (i + 1) % args.log_interval == 0:
+            done = ((epoch - 1) * plan['steps'] + i + 1) * plan['updates'] // plan['steps']
+            logger.info('Epoch[%d] Batch[%d] speed %.1f samples/s loss %.4f lr %.6f', epoch,
+                        i + 1, stats.samples_per_sec(plan['parts']), stats.loss,
+                        trainer.optimizer.lr_scheduler(done))
+    return log
+
+
+def _validate_and_save(args, epoch, net, savable, files, plan, state, stats, ctx, logger):
+    """Rank 0's end of an epoch: validation, metrics, best and periodic files, checkpoint."""
+    val = evaluate(net, val_batches(plan['val'], plan['batch'], args.input_size,
+                                    args.crop_ratio, args.num_workers, plan['val_idx']),
+                   ctx, dtype=args.dtype)
+    record = {'epoch': epoch, 'train_loss': stats.loss, 'train_top1_err': 1 - stats.accuracy,
+              'val_top1_err': val['top1_err'], 'val_top5_err': val['top5_err'],
+              'lr': state['schedule'](epoch * plan['updates']), 'seconds': stats.seconds,
+              'samples_per_sec': stats.samples * plan['parts'] / stats.seconds}
+    state['metrics'].append(record)
+    logger.info('[Epoch %d] train loss %.4f top-1 err %.4f | val top-1 err %.4f top-5 '
+                'err %.4f | %.1f s, %.1f samples/s, lr %.6f', epoch, stats.loss,
+                record['train_top1_err'], val['top1_err'], val['top5_err'], stats.seconds,
+                record['samples_per_sec'], record['lr'])
+    # The original's file names carry the 0-based epoch index.
+    if val['top1_err'] < state['best_err']:
+        state['best_err'], state['best_epoch'] = val['top1_err'], epoch
+        RunFiles.save_pair(files.best_stem(state['best_err'], epoch - 1), net, savable)
+    if args.save_frequency and epoch % args.save_frequency == 0:
+        RunFiles.save_pair(files.snapshot_stem(epoch - 1), net, savable)
+    save_checkpoint(files.checkpoint, net, savable,
+                    {'epoch': epoch, 'best_err': state['best_err'], 'args': vars(args)})
+    plot_history(state['metrics'].records, files.history, {
+        'train top-1 err': lambda r: r['train_top1_err'],
+        'val top-1 err': lambda r: r['val_top1_err'],
+        'val top-5 err': lambda r: r['val_top5_err']}, title=files.model_tag)
+
+
+def run(args):
+    """Train as ``args`` (from :func:`parse_args`) says.
+
+    Returns
+    -------
+    dict
+        ``best_err`` (top-1), ``best_epoch`` (1-based) and ``records`` (rank 0).
+    """
+    # Refuse unusable devices before anything is created or written.
+    ctx, notes = _devices(args)
+    kv = create_kvstore(args.kv_store)
+    rank0 = kv.rank == 0
+    logger = setup_logging(args.logging_file if rank0 else None,
+                           name='gluon_atac.imagenet.rank%d' % kv.rank)
+    for note in notes:
+        logger.warning('%s', note)
+    if kv.num_workers > 1:
+        # Ties the launcher's [worker i] prefix (launch order) to the kvstore's rank.
+        logger.info('kvstore %s: this worker is rank %d of %d', kv.type, kv.rank,
+                    kv.num_workers)
+    plan = _data_plan(args, kv, ctx, logger)
+    logger.info('%d training images, %d workers x %d devices x %d per device = global batch '
+                '%d, %d steps per epoch', plan['images'], kv.num_workers, len(ctx),
+                plan['batch'] // len(ctx), plan['global_batch'], plan['steps'])
+    net = _build_net(args, ctx, logger)
+    teacher = build_teacher(args.teacher, args.teacher_params, args.classes, ctx,
+                            args.dtype) if args.teacher else None
+    trainer, savable, schedule = _build_trainer(args, net, kv, plan)
+    done, best_err = _restore(args, net, savable, ctx, logger)
+    # The schedule continues after the epochs done; states saved with another batch size
+    # or run length carry another schedule, so ours replaces it.
+    trainer.optimizer.lr_scheduler = schedule
+    trainer.optimizer.num_update = done * plan['updates']
+    files = RunFiles(args.save_dir, 'imagenet', checkpoint_tag(args.model, args.act_type),
+                     args.logging_file)
+    state = {'best_err': best_err, 'best_epoch': None, 'schedule': schedule,
+             'metrics': MetricsLog(files.metrics, resume_epoch=done) if rank0 else None}
+    loss_fn = build_loss(not (args.label_smoothing or args.mixup), teacher is not None,
+                         args.temperature, args.hard_weight)
+    seen = []
+    for epoch in range(done + 1, args.num_epochs + 1):
+        seed_everything(args.seed, epoch - 1)
+        # Its own generator: loading folder images in this process re-seeds the global ones.
+        rng = np.random.RandomState(epoch_seed(args.seed, epoch - 1))
+        bar = progress(plan['steps'] * plan['batch'], 'epoch %d' % epoch,
+                       enabled=rank0 and not args.no_progress)
+        seen = []
+        batches = train_batches(plan['train'], plan['steps'], plan['batch'], args.input_size,
+                                args.num_workers, plan['parts'], plan['part'],
+                                seed=plan['seed'] + epoch - 1, idx=plan['train_idx'],
+                                seen=seen)
+        stats = train_epoch(net, trainer, batches, ctx, loss_fn, plan['step_batch'], bar,
+                            prepare=_batch_preparation(args, epoch, teacher, rng),
+                            on_step=_step_logger(args, epoch, trainer, plan, logger))
+        bar.close()
+        if rank0:
+            _validate_and_save(args, epoch, net, savable, files, plan, state, stats, ctx,
+                               logger)
+    if rank0:
+        RunFiles.save_pair(files.snapshot_stem(args.num_epochs - 1), net, savable)
+    if args.worker_report:
+        _write_worker_report(args, kv, net, seen)
+    return {'best_err': state['best_err'], 'best_epoch': state['best_epoch'],
+            'records': state['metrics'].records if rank0 else None}
+
+
+@cli_main
+def _main(argv):
+    run(parse_args(argv))
+
+
+def main(argv=None):
+    """Entry point of ``train_imagenet.py``; bad input exits 2 with one ``error:`` line.
+
+    A failing worker of a distributed job ends its process at once (see
+    :func:`gluon_atac.training.engine.distributed.exit_like_a_worker`).
+    """
+    return exit_like_a_worker(_main, argv)
