@@ -13,10 +13,8 @@ import tarfile
 
 import numpy as np
 
-__all__ = ['DataError', 'CIFAR_CLASSES', 'find_cifar_files', 'load_cifar', 'write_cifar',
-           'write_cifar_files']
+__all__ = ['DataError', 'find_cifar_files', 'load_cifar', 'write_cifar', 'write_cifar_files']
 
-CIFAR_CLASSES = {'cifar10': 10, 'cifar100': 100, 'cifar100-coarse': 20}
 _PIXELS = 3 * 32 * 32
 _TRAIN_BATCHES = ['data_batch_%d' % i for i in range(1, 6)]
 # dataset -> layout -> (sub-folder, train file names, test file name)
