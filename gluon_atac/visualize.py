@@ -16,6 +16,7 @@ import mxnet as mx
 import numpy as np
 
 from .cli import add_architecture_flags, architecture_options
+from .data.imagenet import MEAN_RGB, STD_RGB, val_crop
 from .errors import UsageError, cli_main
 from .data.loader import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD
 from .data.transforms import normalize
@@ -24,10 +25,10 @@ from .nn import ChaATAC, gluon_graph
 
 __all__ = ['find_units', 'capture_gates', 'load_image', 'stage_of', 'plot_gates', 'main']
 
-# Normalization the model was trained with, by data set (ImageNet: GluonCV's, 0..1 scale).
+# Normalization the model was trained with, by data set (0..1 scale).
 NORMALIZATION = {'cifar': (CIFAR_MEAN, CIFAR_STD), 'mnist5k': (MNIST_MEAN, MNIST_STD),
-                 'imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
-_CROP_RATIO = 0.875
+                 'imagenet': (tuple(m / 255 for m in MEAN_RGB),
+                              tuple(s / 255 for s in STD_RGB))}
 
 
 def find_units(net, cls=ChaATAC):
@@ -106,8 +107,7 @@ def load_image(path, input_size, dataset):
     except mx.base.MXNetError:
         raise UsageError('cannot read %s as an image' % path) from None
     if dataset == 'imagenet':
-        image = mx.image.resize_short(image, int(math.ceil(input_size / _CROP_RATIO)))
-        image = mx.image.center_crop(image, (input_size, input_size))[0]
+        image = val_crop(input_size)(image)
     else:
         image = mx.image.imresize(image, input_size, input_size)
     shown = image.asnumpy()

@@ -15,9 +15,8 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ['DataError', 'CIFAR_CLASSES', 'find_cifar_files', 'load_cifar', 'write_cifar']
+__all__ = ['DataError', 'find_cifar_files', 'load_cifar', 'write_cifar', 'write_cifar_files']
 
-CIFAR_CLASSES = {'cifar10': 10, 'cifar100': 100, 'cifar100-coarse': 20}
 _PIXELS = 3 * 32 * 32
 _TRAIN_BATCHES = ['data_batch_%d' % i for i in range(1, 6)]
 # dataset -> layout -> (sub-folder, train file names, test file name)
@@ -241,6 +240,51 @@ def _write_pickle(path, images, labels):
         pickle.dump(batch, handle, protocol=2)
 
 
+def write_cifar_files(directory, dataset, train, test, layout='bin', flat=False):
+    """Write images and labels as the official files of ``dataset`` in ``layout``.
+
+    Parameters
+    ----------
+    directory : str
+        Receives the official sub-folder (or, with ``flat``, the files themselves).
+    dataset : {'cifar10', 'cifar100'}
+    train, test : tuple of ndarray
+        ``(images, labels)`` or, for CIFAR-100, ``(images, fine labels, coarse labels)``:
+        uint8 ``N x 32 x 32 x 3`` images and ``N`` labels each. Coarse labels default to
+        ``fine // 5``, the grouping of the synthetic files. Training records are spread
+        over the layout's batch files (5 for CIFAR-10).
+    layout : {'bin', 'py'}, default 'bin'
+        Binary ``.bin`` records or python pickles.
+    flat : bool, default False
+        Put the files directly in ``directory``.
+
+    Returns
+    -------
+    str
+        ``directory``.
+    """
+    _check_dataset(dataset)
+    if layout not in ('bin', 'py'):
+        raise ValueError("layout must be 'bin' or 'py', got %r" % (layout,))
+    folder, train_names, test_name = _LAYOUTS[dataset][layout]
+    out = directory if flat else os.path.join(directory, folder)
+    os.makedirs(out, exist_ok=True)
+    writer = _write_binary if layout == 'bin' else _write_pickle
+    for split, names in ((train, train_names), (test, [test_name])):
+        images, labels = split[:2]
+        if dataset == 'cifar10':
+            sets = {'labels': labels}
+        else:
+            coarse = split[2] if len(split) > 2 else labels // 5
+            sets = {'coarse_labels': coarse, 'fine_labels': labels}
+        for name, index in zip(names, np.array_split(np.arange(len(images)), len(names))):
+            path = os.path.join(out, name)
+            # Written aside and renamed, so an interrupted write leaves no short file.
+            writer(path + '.tmp', images[index], {k: v[index] for k, v in sets.items()})
+            os.replace(path + '.tmp', path)
+    return directory
+
+
 def write_cifar(directory, dataset, layout='bin', n_train=64, n_test=32, seed=0, flat=False):
     """Write small random CIFAR files in an official layout (for tests and examples).
 
@@ -263,24 +307,11 @@ def write_cifar(directory, dataset, layout='bin', n_train=64, n_test=32, seed=0,
         ``'train'`` and ``'test'``: the written ``(images, labels)``, labels being the fine
         ones for CIFAR-100 (coarse = fine // 5 in these files).
     """
-    _check_dataset(dataset)
-    if layout not in ('bin', 'py'):
-        raise ValueError("layout must be 'bin' or 'py', got %r" % (layout,))
-    folder, train_names, test_name = _LAYOUTS[dataset][layout]
-    out = directory if flat else os.path.join(directory, folder)
-    os.makedirs(out, exist_ok=True)
     rng = np.random.RandomState(seed)
     classes = 10 if dataset == 'cifar10' else 100
-    writer = _write_binary if layout == 'bin' else _write_pickle
     written = {}
-    for split, count, names in (('train', n_train, train_names), ('test', n_test, [test_name])):
+    for split, count in (('train', n_train), ('test', n_test)):
         images = rng.randint(0, 256, size=(count, 32, 32, 3)).astype(np.uint8)
-        labels = rng.randint(0, classes, size=count)
-        for name, index in zip(names, np.array_split(np.arange(count), len(names))):
-            if dataset == 'cifar10':
-                sets = {'labels': labels[index]}
-            else:
-                sets = {'coarse_labels': labels[index] // 5, 'fine_labels': labels[index]}
-            writer(os.path.join(out, name), images[index], sets)
-        written[split] = (images, labels.astype(np.int32))
+        written[split] = (images, rng.randint(0, classes, size=count).astype(np.int32))
+    write_cifar_files(directory, dataset, written['train'], written['test'], layout, flat)
     return written

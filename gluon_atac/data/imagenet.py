@@ -17,8 +17,8 @@ from mxnet.gluon.data.vision import transforms
 
 from ..utils.seeding import seed_everything
 
-__all__ = ['MEAN_RGB', 'STD_RGB', 'JITTER', 'LIGHTING', 'val_resize', 'count_images',
-           'ShardSampler', 'train_batches', 'val_batches', 'preprocess_image',
+__all__ = ['MEAN_RGB', 'STD_RGB', 'JITTER', 'LIGHTING', 'val_resize', 'val_crop',
+           'count_images', 'ShardSampler', 'train_batches', 'val_batches', 'preprocess_image',
            'pack_folder', 'write_synthetic_imagenet']
 
 MEAN_RGB = (123.68, 116.779, 103.939)
@@ -136,12 +136,20 @@ def _train_transform(input_size):
         _normalize()])
 
 
-def _val_transform(input_size, crop_ratio):
+def val_crop(input_size=224, crop_ratio=0.875):
+    """The validation resize and centre crop, as a transform of uint8 ``H x W x 3`` images.
+
+    The short side goes to :func:`val_resize`, then the centre ``input_size`` square is
+    kept; the result is still uint8 ``H x W x 3`` (e.g. to show what the network sees).
+    """
     return transforms.Compose([
         transforms.Resize(val_resize(input_size, crop_ratio), keep_ratio=True),
-        transforms.CenterCrop(input_size),
-        transforms.ToTensor(),
-        _normalize()])
+        transforms.CenterCrop(input_size)])
+
+
+def _val_transform(input_size, crop_ratio):
+    return transforms.Compose([val_crop(input_size, crop_ratio), transforms.ToTensor(),
+                               _normalize()])
 
 
 def _record_iter(rec, idx, batch_size, input_size, num_workers, num_parts, part_index,

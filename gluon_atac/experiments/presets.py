@@ -1,8 +1,9 @@
 """Named experiment grids: one preset per table or ablation of the paper.
 
 A preset is a list of *variants* (the knobs that differ between runs: act type, depth,
-r ...) on top of the paper's recipe (SPEC 4). :func:`expand` turns a preset into
-:class:`Run` objects, one per variant and seed, each knowing its command line.
+r ...) on top of the paper's recipe, as the original open-atac code publishes it.
+:func:`expand` turns a preset into :class:`Run` objects, one per variant and seed, each
+knowing its command line.
 """
 import collections
 import fnmatch
@@ -19,12 +20,12 @@ CIFAR_ACTS = ('relu', 'prelu', 'elu', 'selu', 'gelu', 'swish', 'xunit', 'ChaATAC
 ACT_LABELS = {'relu': 'ReLU', 'prelu': 'PReLU', 'elu': 'ELU', 'selu': 'SELU',
               'gelu': 'GELU', 'swish': 'Swish', 'xunit': 'xUnit', 'chaatac': 'ATAC'}
 
-# The published CIFAR recipe (SPEC 4); per-run knobs and the budget are added to it.
+# The original code's published CIFAR recipe; per-run knobs and the budget are added to it.
 CIFAR_RECIPE = collections.OrderedDict([
     ('--model', 'atac'), ('--mode', 'hybrid'), ('-j', '32'), ('--batch-size', '128'),
     ('--num-epochs', '400'), ('--lr', '0.2'), ('--momentum', '0.9'), ('--wd', '0.0001'),
     ('--lr-decay', '0.1'), ('--lr-decay-epoch', '300,350'), ('--save-period', '1')])
-# The published ImageNet command (SPEC 4), 2 GPUs a run.
+# The original code's published ImageNet command, 2 GPUs a run.
 IMAGENET_RECIPE = collections.OrderedDict([
     ('--mode', 'hybrid'), ('--lr', '0.075'), ('--lr-mode', 'cosine'), ('--num-epochs', '160'),
     ('--batch-size', '128'), ('-j', '48'), ('--warmup-epochs', '5'), ('--dtype', 'float16'),
@@ -44,8 +45,8 @@ BUDGETS = {
     },
 }
 
-# Published CIFAR-100 accuracy (COARSE 20-class labels, SPEC 4), r=2, by depth; act
-# types spelled as in CIFAR_ACTS, since they key the table rows.
+# The paper's CIFAR-100 accuracy (the original code read the COARSE 20-class labels),
+# r=2, by depth; act types spelled as in CIFAR_ACTS, since they key the table rows.
 _PAPER_DEPTHS = (8, 14, 20, 26, 32)
 _PAPER_CIFAR = {
     'relu': (.737, .785, .799, .806, .814),
@@ -55,7 +56,7 @@ _PAPER_CIFAR = {
     'ChaATAC': (.764, .796, .812, .821, None),
 }
 PAPER_CIFAR_NOTE = ('paper: CIFAR-100 with the original code, which trained on the 20 '
-                    'COARSE labels (SPEC 4); compare with runs made with --coarse-labels')
+                    'COARSE labels; compare with runs made with --coarse-labels')
 
 
 class Preset(object):

@@ -17,7 +17,7 @@ from ..errors import UsageError
 from ..data.imagenet import write_synthetic_imagenet
 from ..training.engine.checkpoint import atomic_write
 from ..training.engine.metrics import read_metrics
-from .tinydata import TINY_LAYOUT, write_cifar_subset, write_tiny_cifar
+from .tinydata import TINY_DATASETS, write_cifar_subset, write_tiny_cifar
 
 __all__ = ['run_grid', 'run_state', 'epochs_done', 'best_accuracy', 'device_groups',
            'smoke_data_dir', 'CHECKPOINT', 'MANIFEST']
@@ -101,7 +101,7 @@ def smoke_data_dir(root, dataset, source=None):
         The folder to pass as ``--data-dir``; ``source`` unchanged for ``mnist5k``
         (it ships inside a package) and for a given ImageNet folder.
     """
-    if dataset not in TINY_LAYOUT and (dataset != 'imagenet' or source):
+    if dataset not in TINY_DATASETS and (dataset != 'imagenet' or source):
         return source
     path = os.path.join(root, '_data', ('subset-' if source else 'tiny-') + dataset)
     origin = os.path.join(path, 'SOURCE')

@@ -5,25 +5,17 @@ colour and stripe pattern under noise and random phase, so a short run rises abo
 chance and the report has something to show); :func:`write_cifar_subset` copies the first
 images of a real dataset.
 """
-import os
-
 import numpy as np
 
-from ..data import load_cifar
+from ..data import load_cifar, write_cifar_files
 
-__all__ = ['write_tiny_cifar', 'write_cifar_subset', 'TINY_LAYOUT']
+__all__ = ['write_tiny_cifar', 'write_cifar_subset', 'TINY_DATASETS']
 
-# Folder and files of the official binary distributions.
-TINY_LAYOUT = {
-    'cifar10': ('cifar-10-batches-bin',
-                ['data_batch_%d.bin' % i for i in range(1, 6)], 'test_batch.bin'),
-    'cifar100': ('cifar-100-binary', ['train.bin'], 'test.bin'),
-}
-_FINE_PER_COARSE = 5
+TINY_DATASETS = ('cifar10', 'cifar100')
 
 
 def _images(labels, num_classes, rng):
-    """``(N, 3, 32, 32)`` uint8 images whose pattern depends on the label."""
+    """``N x 32 x 32 x 3`` uint8 images whose pattern depends on the label."""
     palette = np.random.RandomState(1234).uniform(40, 215, size=(num_classes, 3))
     freq = 1 + np.arange(num_classes) % 4
     vertical = (np.arange(num_classes) // 4) % 2 == 1
@@ -36,34 +28,7 @@ def _images(labels, num_classes, rng):
         stripes = np.broadcast_to(stripes, (32, 32))
         images[i] = palette[label][:, None, None] + 40 * stripes[None]
     images += rng.normal(0, 25, size=images.shape)
-    return np.clip(images, 0, 255).astype(np.uint8)
-
-
-def _write_records(path, images, labels):
-    """Binary records: the label bytes (coarse before fine), then the CHW pixels."""
-    flat = images.reshape(len(images), -1)
-    head = np.stack([np.asarray(l, dtype=np.uint8) for l in labels], axis=1)
-    tmp = path + '.tmp'
-    with open(tmp, 'wb') as handle:
-        handle.write(np.concatenate([head, flat], axis=1).tobytes())
-    os.replace(tmp, path)
-
-
-def _write_splits(root, dataset, train, test):
-    """Write ``(images NCHW, label arrays)`` of each split as the official files.
-
-    The label arrays are ``[labels]`` for CIFAR-10 and ``[coarse, fine]`` for CIFAR-100;
-    training images are spread over the official number of batch files.
-    """
-    folder, train_files, test_file = TINY_LAYOUT[dataset]
-    os.makedirs(os.path.join(root, folder), exist_ok=True)
-    images, labels = train
-    for name, index in zip(train_files, np.array_split(np.arange(len(images)),
-                                                       len(train_files))):
-        _write_records(os.path.join(root, folder, name), images[index],
-                       [l[index] for l in labels])
-    _write_records(os.path.join(root, folder, test_file), *test)
-    return root
+    return np.clip(images, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
 def write_tiny_cifar(root, dataset='cifar10', train=256, test=128, seed=0):
@@ -86,17 +51,17 @@ def write_tiny_cifar(root, dataset='cifar10', train=256, test=128, seed=0):
     str
         ``root``, to pass as ``--data-dir``.
     """
-    if dataset not in TINY_LAYOUT:
-        raise ValueError('tiny data exists for %s, not %r' % (', '.join(TINY_LAYOUT), dataset))
+    if dataset not in TINY_DATASETS:
+        raise ValueError('tiny data exists for %s, not %r' % (', '.join(TINY_DATASETS),
+                                                              dataset))
     num_classes = 10 if dataset == 'cifar10' else 100
     rng = np.random.RandomState(seed)
     splits = []
     for count in (train, test):
         # Cycling the labels keeps every class present even in tiny splits.
         fine = (np.arange(count) + rng.randint(num_classes)) % num_classes
-        labels = [fine] if dataset == 'cifar10' else [fine // _FINE_PER_COARSE, fine]
-        splits.append((_images(fine, num_classes, rng), labels))
-    return _write_splits(root, dataset, *splits)
+        splits.append((_images(fine, num_classes, rng), fine))
+    return write_cifar_files(root, dataset, *splits)
 
 
 def write_cifar_subset(source, root, dataset, train=512, test=256):
@@ -119,11 +84,12 @@ def write_cifar_subset(source, root, dataset, train=512, test=256):
     str
         ``root``.
     """
-    label_sets = [load_cifar(source, dataset, download=False)]
-    if dataset == 'cifar100':
-        label_sets.insert(0, load_cifar(source, dataset, coarse_labels=True, download=False))
+    fine = load_cifar(source, dataset, download=False)
+    coarse = load_cifar(source, dataset, coarse_labels=True, download=False) \
+        if dataset == 'cifar100' else None
     splits = []
     for split, count in enumerate((train, test)):
-        images = label_sets[-1][split][0][:count].transpose(0, 3, 1, 2)
-        splits.append((images, [sets[split][1][:count] for sets in label_sets]))
-    return _write_splits(root, dataset, *splits)
+        images, labels = fine[split]
+        kept = (images[:count], labels[:count])
+        splits.append(kept + (coarse[split][1][:count],) if coarse else kept)
+    return write_cifar_files(root, dataset, *splits)

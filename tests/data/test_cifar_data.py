@@ -6,7 +6,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from gluon_atac.data import DataError, find_cifar_files, get_dataset, load_cifar, write_cifar
+from gluon_atac.data import (DataError, find_cifar_files, get_dataset, load_cifar, write_cifar,
+                             write_cifar_files)
 
 LAYOUTS = [(d, l) for d in ('cifar10', 'cifar100') for l in ('bin', 'py')]
 
@@ -100,3 +101,17 @@ def test_official_archive_is_unpacked(tmp_path):
         archive.add(str(tmp_path / 'src' / 'cifar-100-python'), 'cifar-100-python')
     (train_x, _), _ = load_cifar(str(tmp_path), 'cifar100')
     np.testing.assert_array_equal(train_x, written['train'][0])
+
+
+@pytest.mark.parametrize('layout', ['bin', 'py'])
+def test_given_coarse_labels_are_written(tmp_path, layout):
+    images = np.random.RandomState(0).randint(0, 256, (6, 32, 32, 3)).astype(np.uint8)
+    fine = np.arange(6, dtype=np.int32) * 16
+    coarse = np.arange(6, dtype=np.int32)[::-1]  # not fine // 5, the synthetic default
+    write_cifar_files(str(tmp_path), 'cifar100', (images, fine, coarse), (images, fine),
+                      layout)
+    (train_x, train_y), (_, test_y) = load_cifar(str(tmp_path), 'cifar100',
+                                                 coarse_labels=True)
+    np.testing.assert_array_equal(train_x, images)
+    np.testing.assert_array_equal(train_y, coarse)
+    np.testing.assert_array_equal(test_y, fine // 5)

@@ -32,7 +32,7 @@ def _params(block):
 
 
 def _numpy_atac(x, p, use_relu=True, use_global=False):
-    """SPEC 1 written out in numpy, from the structural parameter names."""
+    """The paper's gate x * sigmoid(L(x)) in numpy, from the structural parameter names."""
     offset = 1 if use_global else 0
     z = x.mean(axis=(2, 3), keepdims=True) if use_global else x
     bn = lambda z, i: _bn(z, {k[len('module.%d.' % i):]: v for k, v in p.items()

@@ -38,7 +38,8 @@ def test_gate_keeps_shape_and_other_sizes_run(name):
 def test_resnet50_totals_match_the_papers_rows():
     """SE-ResNet-50 28.1M (Hu et al. CVPR 2018), GE-θ+-ResNet-50 33.7M (NeurIPS 2018).
 
-    Totals count BN running statistics (SPEC 3); both fall within 2% of the rows.
+    Totals count BN running statistics, as the original's saved files do; both fall
+    within 2% of the rows.
     """
     published = {'se': 28.1e6, 'ge': 33.7e6}
     for name, paper in published.items():
