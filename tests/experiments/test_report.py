@@ -69,7 +69,7 @@ def test_imagenet_rows_use_top1_error_and_published_params(tmp_path):
         os.makedirs(run.dir)
         _save_manifest(run, status='finished')
         with open(os.path.join(run.dir, 'metrics.jsonl'), 'w') as handle:
-            for epoch, err in enumerate(errs[:run.num_epochs]):
+            for epoch, err in enumerate(errs[:run.num_epochs], start=1):
                 handle.write(json.dumps({'epoch': epoch, 'val_top1_err': err}) + '\n')
     text = build_report(str(tmp_path), log=lambda line: None)
     rows = [line.strip('| ').split(' | ') for line in text.splitlines()
