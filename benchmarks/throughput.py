@@ -19,7 +19,6 @@ Examples
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from mxnet import autograd, gluon
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 from gluon_atac import get_model  # noqa: E402  (path set up above)
 from gluon_atac.cli import without_options  # noqa: E402
-from gluon_atac.nn import ChaATAC  # noqa: E402
+from gluon_atac.nn import set_fused  # noqa: E402
 
 GLUON_SUFFIX = '-gluon'
 
@@ -83,19 +82,10 @@ def build(args, act_type, ctx):
         kwargs['act_layers'] = args.act_layers
     net = get_model(args.model, **kwargs)
     if not fused:
-        for block in iter_blocks(net):
-            if isinstance(block, ChaATAC):
-                block.fused = False
+        set_fused(net, False)
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
     return net
-
-
-def iter_blocks(block):
-    """Depth-first walk over a block and all its children."""
-    yield block
-    for child in block._children.values():
-        yield from iter_blocks(child)
 
 
 class Runner:

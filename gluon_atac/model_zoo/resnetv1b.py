@@ -1,7 +1,6 @@
 """ResNet v1b family with attentional activations, built by GluonCV's ResNetV1b."""
 import math
 
-from gluoncv.model_zoo.resnetv1b import ResNetV1b
 from mxnet.gluon import nn
 
 from ..nn import get_activation, canonical_name
@@ -234,5 +233,8 @@ def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
                               attention, attention_kwargs, input_size,
                               kwargs.get('dilated', False))
     options = dict(_VARIANTS[variant], **kwargs)
+    # Imported here: importing gluoncv loads its whole package (data, utils, tqdm), which
+    # `import gluon_atac` and the CIFAR hosts do not need.
+    from gluoncv.model_zoo.resnetv1b import ResNetV1b
     return ResNetV1b(factory, RESNET_LAYERS[num_layers],
                      name_prefix='resnetv1%s_' % variant, **options)
