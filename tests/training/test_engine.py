@@ -60,7 +60,7 @@ def test_distillation_loss_weighs_soft_and_hard_terms():
     assert loss(out, label, soft).asscalar() == pytest.approx(
         0.75 * soft_term + 0.25 * hard_term, rel=1e-5)
     plain = build_loss(sparse=True)
-    assert plain(out, label).asscalar() == pytest.approx(hard_term, rel=1e-6)
+    assert plain(out, label).asscalar() == pytest.approx(hard_term, rel=2e-5)
 
 
 def test_group_norm_normalizes_each_group_of_channels():
