@@ -128,6 +128,26 @@ def _read_files(paths, layout, dataset, label_key, classes):
     return np.ascontiguousarray(images), np.concatenate(labels)
 
 
+def _extract_safely(archive, directory):
+    """Extract regular files and folders only, never outside ``directory``.
+
+    An archive someone hands you may hold links or ``../`` paths. Python 3.8.17, 3.9.17,
+    3.10.12 and 3.11.4 added ``filter='data'`` for this; earlier patch releases of the
+    supported versions get the same refusal here.
+    """
+    if hasattr(tarfile, 'data_filter'):
+        archive.extractall(directory, filter='data')
+        return
+    root = os.path.realpath(directory)
+    for member in archive.getmembers():
+        target = os.path.realpath(os.path.join(root, member.name))
+        if not (member.isfile() or member.isdir()) or \
+                os.path.commonpath([root, target]) != root:
+            raise tarfile.TarError('refusing to extract %s: not a plain file inside %s'
+                                   % (member.name, directory))
+    archive.extractall(directory)
+
+
 def _unpack_archive(data_dir, dataset, logger):
     for name in _ARCHIVES[dataset]:
         path = os.path.join(data_dir, name)
@@ -136,7 +156,7 @@ def _unpack_archive(data_dir, dataset, logger):
                 logger.info('unpacking %s', path)
             try:
                 with tarfile.open(path) as archive:
-                    archive.extractall(data_dir, filter='data')
+                    _extract_safely(archive, data_dir)
             except (tarfile.TarError, OSError, EOFError) as err:
                 raise DataError('%s is truncated or malformed: %s' % (path, err)) from None
             return True

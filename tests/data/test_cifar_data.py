@@ -103,6 +103,22 @@ def test_official_archive_is_unpacked(tmp_path):
     np.testing.assert_array_equal(train_x, written['train'][0])
 
 
+@pytest.mark.parametrize('has_data_filter', [True, False])
+def test_archive_with_a_path_outside_the_folder_is_refused(tmp_path, monkeypatch,
+                                                           has_data_filter):
+    # Both Pythons with tarfile's 'data' filter and older patch releases refuse it.
+    if not has_data_filter:
+        monkeypatch.delattr(tarfile, 'data_filter', raising=False)
+    (tmp_path / 'evil.txt').write_text('x')
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    with tarfile.open(str(data_dir / 'cifar-100-python.tar.gz'), 'w:gz') as archive:
+        archive.add(str(tmp_path / 'evil.txt'), '../escaped.txt')
+    with pytest.raises(DataError, match='cifar-100-python.tar.gz is truncated or malformed'):
+        load_cifar(str(data_dir), 'cifar100', download=False)
+    assert not (tmp_path / 'escaped.txt').exists()
+
+
 @pytest.mark.parametrize('layout', ['bin', 'py'])
 def test_given_coarse_labels_are_written(tmp_path, layout):
     images = np.random.RandomState(0).randint(0, 256, (6, 32, 32, 3)).astype(np.uint8)
