@@ -84,3 +84,21 @@ def test_missing_data_is_a_one_line_error(tmp_path, capsys):
               str(tmp_path / 'absent.rec')])
     assert stop.value.code == 2
     assert capsys.readouterr().err.startswith('error: record file not found')
+
+
+def test_float16_params_written_cast_then_saved_evaluate(tmp_path):
+    # The published ImageNet command's order: net.cast('float16'), then save_parameters.
+    write_cifar(str(tmp_path / 'cifar'), 'cifar10', n_train=8, n_test=24)
+    net = ga.get_model('cifar_resnet8_v2', classes=10)
+    net.initialize(mx.init.MSRAPrelu())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.cast('float16')
+    half = str(tmp_path / 'half.params')
+    net.save_parameters(half)
+    result = main(['cifar_resnet8_v2', '--params', half, '--dataset', 'cifar10', '--data',
+                   str(tmp_path / 'cifar'), '-j', '0'])
+    reference = ga.load_parameters(ga.get_model('cifar_resnet8_v2', classes=10), half)
+    data = get_dataset('cifar10', str(tmp_path / 'cifar'))
+    accuracy = evaluate(reference, eval_loader(data, 8), [mx.cpu()])['top1_acc']
+    assert result['images'] == 24
+    assert result['top1_err'] == pytest.approx(1 - accuracy)

@@ -82,7 +82,10 @@ def load_parameters(net, path, ctx=None):
     """
     loaded = check_parameters(net, path)
     ctx = ctx or mx.cpu()
-    # The same per-parameter init Block.load_parameters does, without reading the file again.
+    # The same per-parameter init Block.load_parameters does, without reading the file
+    # again. The network's dtype decides: float16 files (the published ImageNet run saved
+    # after net.cast('float16'), BatchNorm kept in float32) load into float32 networks
+    # and the other way round.
     for name, param in net._collect_params_with_prefix().items():
-        param._load_init(loaded[name], ctx)
+        param._load_init(loaded[name], ctx, cast_dtype=True, dtype_source='current')
     return net

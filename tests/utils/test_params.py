@@ -3,6 +3,7 @@ import os
 import shutil
 
 import mxnet as mx
+import numpy as np
 import pytest
 
 from gluon_atac import get_model, load_parameters, ParamsMismatchError
@@ -59,3 +60,38 @@ def test_relu_resnet50_loads_a_gluoncv_file(tmp_path):
     net = _load('resnet50_v1b', path, act_type='relu', classes=10)
     x = mx.nd.ones((1, 3, 32, 32))
     assert abs(net(x) - source(x)).max().asscalar() == 0
+
+
+def test_float16_file_loads_into_float32_network_and_back(tmp_path):
+    # The published ImageNet command casts to float16 and then saves; BatchNorm's
+    # parameters stay float32 in such a file.
+    net = get_model('cifar_resnet8_v2', classes=10)
+    net.initialize(mx.init.MSRAPrelu())
+    x = mx.nd.random.uniform(-1, 1, (2, 3, 32, 32))
+    net(x)
+    net.cast('float16')
+    half = str(tmp_path / 'half.params')
+    net.save_parameters(half)
+    saved = mx.nd.load(half)
+    assert saved['features.1.weight'].dtype == np.float16
+
+    fresh = load_parameters(get_model('cifar_resnet8_v2', classes=10), half)
+    for name, param in fresh._collect_params_with_prefix().items():
+        assert param.data().dtype == np.float32, name
+        np.testing.assert_array_equal(param.data().asnumpy(),
+                                      saved[name].asnumpy().astype(np.float32))
+    back = get_model('cifar_resnet8_v2', classes=10)
+    back.cast('float16')
+    load_parameters(back, half)
+    assert back.collect_params()[back.features[1].weight.name].data().dtype == np.float16
+
+
+def test_float16_file_of_another_architecture_is_still_named(tmp_path):
+    net = get_model('cifar_resnet8_v2', classes=10)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.cast('float16')
+    half = str(tmp_path / 'half.params')
+    net.save_parameters(half)
+    with pytest.raises(ParamsMismatchError, match='shapes differ'):
+        _load('cifar_resnet8_v2', half, classes=100)
