@@ -170,13 +170,15 @@ class ChaATAC(nn.HybridBlock):
         """A tiny BatchNorm output that tells the native operators the statistics mode.
 
         Custom operators are not told whether BatchNorm should use batch or running
-        statistics. A BatchNorm on the probe [0, 2^40] answers: with batch statistics its
-        outputs differ by 2, with running ones by 2^40/sqrt(var + eps), i.e. by less than 4
-        only for a running variance above 2^76. momentum=1 leaves the running statistics
-        it shares with ``bn`` untouched.
+        statistics. A BatchNorm on the probe [0, ``ops.MODE_PROBE_SPAN``] answers: with
+        batch statistics its outputs differ by 2, with running ones by far more (the
+        library compares with ``ops.MODE_THRESHOLD``; both constants and why they work are
+        in :mod:`gluon_atac.ops.build`). momentum=1 leaves the running statistics it
+        shares with ``bn`` untouched.
         """
         channels = bn.gamma.shape[0]
-        probe = F.broadcast_to(F.reshape(F.arange(0, 2.0 ** 41, 2.0 ** 40, **ctx),
+        span = ops.MODE_PROBE_SPAN
+        probe = F.broadcast_to(F.reshape(F.arange(0, 2 * span, span, **ctx),
                                          shape=(1, 1, 2)), shape=(1, channels, 2))
         return F.BatchNorm(probe, F.ones((channels,), **ctx), F.zeros((channels,), **ctx),
                            running_mean, running_var, eps=bn._kwargs['eps'], momentum=1.0,
