@@ -1,5 +1,5 @@
-"""Native operators: the fused ATAC gate (``atac_gate``) and, for wide units, its fused
-tail (``atac_gate_tail``: BN2, sigmoid, product), compiled on first use and loaded into MXNet.
+"""Native operator: the fused ATAC gate (``atac_gate``), compiled on first use and loaded
+into MXNet.
 
 The C++ source next to this file is built against the ``lib_api.h`` that the mxnet wheel
 ships, with the machine's ``g++``, into a cache directory (``$GLUON_ATAC_CACHE`` or

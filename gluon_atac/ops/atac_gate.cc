@@ -753,20 +753,18 @@ class GateOp : public CustomStatefulOp {
   Saved saved_;
 };
 
-template <class Op>
 MXReturnValue create_state(const std::unordered_map<std::string, std::string>& attrs,
                            const MXContext& ctx,
                            const std::vector<std::vector<unsigned int>>& in_shapes,
                            const std::vector<int> in_types, CustomStatefulOp** op) {
-  *op = CustomStatefulOp::create<Op>(parse(attrs));
+  *op = CustomStatefulOp::create<GateOp>(parse(attrs));
   return MX_SUCCESS;
 }
 
-template <int Inputs, int Outputs>
 MXReturnValue parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
                           int* num_in, int* num_out) {
-  *num_in = Inputs;
-  *num_out = Outputs;
+  *num_in = kNumGateInputs;
+  *num_out = kNumGateOutputs;
   return MX_SUCCESS;
 }
 
@@ -774,11 +772,11 @@ MXReturnValue infer_type(const std::unordered_map<std::string, std::string>& att
                          std::vector<int>* in_types, std::vector<int>* out_types) {
   for (int t : *in_types) {
     if (t != kFloat32) {
-      MX_ERROR_MSG << "the ATAC gate operators support float32 only";
+      MX_ERROR_MSG << "atac_gate supports float32 only";
       return MX_FAIL;
     }
   }
-  (*out_types)[0] = kFloat32;
+  (*out_types)[kY] = kFloat32;
   return MX_SUCCESS;
 }
 
@@ -802,206 +800,14 @@ MXReturnValue mutate_inputs(const std::unordered_map<std::string, std::string>& 
   return MX_SUCCESS;
 }
 
-// ---------------------------------------------------------------------------------------
-// atac_gate_tail: y = x * sigmoid(BN2(z)) for wide units, whose point-wise convolutions
-// oneDNN runs faster than the kernels above. Fusing BN2, the sigmoid and the product saves
-// their separate passes and the tensors autograd would keep for them.
-// Inputs: x, z, mode, gamma2, beta2, mean2, var2. Output: y.
-
-// n floats from p in a zero vector, and the first n lanes of v to p.
-#ifdef __AVX512F__
-inline vf load_part(const float* p, int n) {
-  return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
-}
-inline void store_part(float* p, vf v, int n) {
-  _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
-}
-#else
-inline vf load_part(const float* p, int n) {
-  vf v = vf{};
-  std::memcpy(&v, p, n * sizeof(float));
-  return v;
-}
-inline void store_part(float* p, vf v, int n) { std::memcpy(p, &v, n * sizeof(float)); }
-#endif
-
-// body(p, n) for the vectors of one plane of HW floats; n < V only for the last one.
-template <typename Body>
-inline void for_vectors(int HW, Body body) {
-  int p = 0;
-  for (; p + V <= HW; p += V) body(p, V);
-  if (p < HW) body(p, HW - p);
-}
-inline vf get(const float* p, int n) { return n == V ? load(p) : load_part(p, n); }
-inline void put(float* p, vf v, int n) { if (n == V) store(p, v); else store_part(p, v, n); }
-
-// Per-plane (sample, channel) pairs of sums, reduced per channel in double.
-struct PlaneSums {
-  int N, C;
-  std::vector<double> s;
-  PlaneSums(int n, int c) : N(n), C(c), s(2 * (size_t)n * c, 0.0) {}
-  void set(int plane, vf first, vf second) {
-    s[2 * (size_t)plane] = hsum(first); s[2 * (size_t)plane + 1] = hsum(second);
-  }
-  std::vector<double> per_channel() const {  // [sum first..., sum second...]
-    std::vector<double> out(2 * (size_t)C, 0.0);
-    for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) {
-        out[c] += s[2 * ((size_t)n * C + c)];
-        out[C + c] += s[2 * ((size_t)n * C + c) + 1];
-      }
-    return out;
-  }
-};
-
-class TailOp : public CustomStatefulOp {
- public:
-  explicit TailOp(const Attrs& at) : at_(at) {}
-
-  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                        const OpResource& res) override {
-    std::vector<MXTensor>& in = *inputs;
-    dims(in[0]);
-    const float *x = in[0].data<float>(), *z = in[1].data<float>();
-    batch_ = batch_stats_mode(in[2]);
-    if (batch_) {
-      PlaneSums sums(N_, C_);
-#pragma omp parallel for num_threads(threads()) schedule(static)
-      for (int pl = 0; pl < N_ * C_; ++pl) {
-        const float* zp = z + (size_t)pl * HW_;
-        vf s = vf{}, sq = vf{};
-        for_vectors(HW_, [&](int p, int n) { vf v = get(zp + p, n); s += v; sq += v * v; });
-        sums.set(pl, s, sq);
-      }
-      const std::vector<double> t = sums.per_channel();
-      std::vector<float> mean(C_), var(C_);
-      const double m = (double)N_ * HW_;
-      for (int c = 0; c < C_; ++c) {
-        double mu = t[c] / m;
-        mean[c] = (float)mu;
-        var[c] = (float)std::max(0.0, t[C_ + c] / m - mu * mu);
-      }
-      bn_.set(mean.data(), var.data(), at_.eps2, in[3].data<float>(), in[4].data<float>(), C_);
-    } else {
-      bn_.set(in[5].data<float>(), in[6].data<float>(), at_.eps2, in[3].data<float>(),
-              in[4].data<float>(), C_);
-    }
-    float* y = (*outputs)[0].data<float>();
-#pragma omp parallel for num_threads(threads()) schedule(static)
-    for (int pl = 0; pl < N_ * C_; ++pl) {
-      const int c = pl % C_;
-      const size_t off = (size_t)pl * HW_;
-      for_vectors(HW_, [&](int p, int n) {
-        put(y + off + p, get(x + off + p, n) * bn_.sigmoid_of(c, get(z + off + p, n)), n);
-      });
-    }
-    return MX_SUCCESS;
-  }
-
-  // inputs: dy, x, z, mode, gamma2, beta2, mean2, var2, y.
-  // outputs: dx, dz, dmode, dgamma2, dbeta2, dmean2, dvar2.
-  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource& res) override {
-    std::vector<MXTensor>& in = *inputs;
-    std::vector<MXTensor>& out = *outputs;
-    const float *dy = in[0].data<float>(), *x = in[1].data<float>(), *z = in[2].data<float>();
-    // dL = dy x s (1 - s) of one vector, with s
-    auto dl_of = [&](int c, size_t i, int n, vf* s) {
-      *s = bn_.sigmoid_of(c, get(z + i, n));
-      return get(dy + i, n) * get(x + i, n) * *s * (splat(1.0f) - *s);
-    };
-    // Pass 1: dx = dy s is final; dz holds dL until the sums give BN2's input gradient.
-    float *dx = out[0].data<float>(), *dz = out[1].data<float>();
-    PlaneSums sums(N_, C_);
-#pragma omp parallel for num_threads(threads()) schedule(static)
-    for (int pl = 0; pl < N_ * C_; ++pl) {
-      const int c = pl % C_;
-      const size_t off = (size_t)pl * HW_;
-      vf sd = vf{}, sdz = vf{}, s;
-      for_vectors(HW_, [&](int p, int n) {
-        const size_t i = off + p;
-        vf d = dl_of(c, i, n, &s);  // zero on the lanes past n
-        put(dz + i, d, n);
-        put(dx + i, get(dy + i, n) * s, n);
-        sd += d;
-        sdz += d * bn_.normalized(c, get(z + i, n));
-      });
-      sums.set(pl, sd, sdz);
-    }
-    const std::vector<double> t = sums.per_channel();
-    const NormGrad ng(t, in[4].data<float>(), bn_, C_, batch_, (double)N_ * HW_);
-#pragma omp parallel for num_threads(threads()) schedule(static)
-    for (int pl = 0; pl < N_ * C_; ++pl) {
-      const int c = pl % C_;
-      const size_t off = (size_t)pl * HW_;
-      for_vectors(HW_, [&](int p, int n) {
-        const size_t i = off + p;
-        put(dz + i, ng.apply(c, get(dz + i, n), bn_.normalized(c, get(z + i, n))), n);
-      });
-    }
-    for (int c = 0; c < C_; ++c) {
-      out[3].data<float>()[c] = (float)t[C_ + c];
-      out[4].data<float>()[c] = (float)t[c];
-    }
-    for (int i : {2, 5, 6}) {  // the mode probe and running statistics: no gradient
-      if (out[i].data_ptr != nullptr)
-        std::fill(out[i].data<float>(), out[i].data<float>() + out[i].size(), 0.0f);
-    }
-    if (batch_) {
-      float *run_mean = in[6].data<float>(), *run_var = in[7].data<float>();
-      for (int c = 0; c < C_; ++c) {
-        run_mean[c] = run_mean[c] * at_.mom2 + bn_.mean[c] * (1 - at_.mom2);
-        run_var[c] = run_var[c] * at_.mom2 + bn_.var[c] * (1 - at_.mom2);
-      }
-    }
-    return MX_SUCCESS;
-  }
-
- private:
-  void dims(MXTensor& x) {
-    N_ = x.shape[0]; C_ = x.shape[1]; HW_ = 1;
-    for (size_t d = 2; d < x.shape.size(); ++d) HW_ *= x.shape[d];
-  }
-
-  Attrs at_;
-  int N_ = 0, C_ = 0, HW_ = 0;
-  bool batch_ = false;
-  Norm bn_;
-};
-
-MXReturnValue tail_infer_shape(const std::unordered_map<std::string, std::string>& attrs,
-                               std::vector<std::vector<unsigned int>>* in_shapes,
-                               std::vector<std::vector<unsigned int>>* out_shapes) {
-  const auto& x = (*in_shapes)[0];
-  if (x.size() < 3 || (*in_shapes)[1] != x) {
-    MX_ERROR_MSG << "atac_gate_tail: x and z must have the same N,C,spatial... shape";
-    return MX_FAIL;
-  }
-  (*out_shapes)[0] = x;
-  return MX_SUCCESS;
-}
-
-MXReturnValue tail_mutate_inputs(const std::unordered_map<std::string, std::string>& attrs,
-                                 std::vector<int>* indices) {
-  *indices = {5, 6};  // running statistics, moved by the backward
-  return MX_SUCCESS;
-}
-
 }  // namespace
 
 REGISTER_OP(atac_gate)
-    .setCreateOpState(create_state<GateOp>, "cpu")
-    .setParseAttrs(parse_attrs<kNumGateInputs, kNumGateOutputs>)
+    .setCreateOpState(create_state, "cpu")
+    .setParseAttrs(parse_attrs)
     .setInferType(infer_type)
     .setInferShape(infer_shape)
     .setMutateInputs(mutate_inputs);
-
-REGISTER_OP(atac_gate_tail)
-    .setCreateOpState(create_state<TailOp>, "cpu")
-    .setParseAttrs(parse_attrs<7, 1>)
-    .setInferType(infer_type)
-    .setInferShape(tail_infer_shape)
-    .setMutateInputs(tail_mutate_inputs);
 
 MXReturnValue initialize(int version) {
   return version >= 10700 ? MX_SUCCESS : MX_FAIL;

@@ -179,21 +179,21 @@ def _walk(block):
 @pytest.mark.parametrize('hybridize', [False, True])
 @pytest.mark.parametrize('shape,use_relu', [((2, 128, 4, 4), True), ((3, 128, 7, 7), True),
                                             ((2, 128, 3, 5), False)])
-def test_wide_units_fuse_the_tail_unless_forced(shape, use_relu, hybridize):
-    """Wide units keep Gluon's convolutions and fuse BN2, sigmoid and product; fused=True
-    runs the whole gate natively. Both equal the Gluon graph, training and inference."""
+def test_wide_units_run_gluon_unless_forced(shape, use_relu, hybridize):
+    """Units wider than FUSED_MAX_CHANNELS run the Gluon graph by default; fused=True runs
+    the native gate, which equals the Gluon graph in training and inference."""
     x = mx.nd.array(np.random.RandomState(3).randn(*shape))
-    for fused, path in ((None, 'tail'), (True, 'gate')):
-        unit = make_unit(True, channels=128, use_relu=use_relu)
-        ref = make_unit(False, channels=128, use_relu=use_relu)
-        unit.fused = fused
-        assert (unit._native_path(), ref._native_path()) == (path, None)
-        if hybridize:
-            unit.hybridize()
-            ref.hybridize()
-        assert_same(run(unit, x, train=True), run(ref, x, train=True))
-        assert_same(run(unit, x * 2, train=True), run(ref, x * 2, train=True))
-        np.testing.assert_allclose(unit(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
+    unit = make_unit(True, channels=128, use_relu=use_relu)
+    ref = make_unit(False, channels=128, use_relu=use_relu)
+    assert (unit._native_path(), ref._native_path()) == (None, None)
+    unit.fused = True
+    assert unit._native_path() == 'gate'
+    if hybridize:
+        unit.hybridize()
+        ref.hybridize()
+    assert_same(run(unit, x, train=True), run(ref, x, train=True))
+    assert_same(run(unit, x * 2, train=True), run(ref, x * 2, train=True))
+    np.testing.assert_allclose(unit(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('hybridize', [False, True])
@@ -231,7 +231,7 @@ def test_several_tiles_and_ragged_tails_match_gluon(shape):
 
 @pytest.mark.parametrize('channels', [16, 128])
 def test_saturated_gates_give_zero_and_one_not_nan(channels):
-    """Gate pre-activations far past +-88, where exp(x) leaves float32, on both operators.
+    """Gate pre-activations far past +-88, where exp(x) leaves float32, narrow and wide.
 
     BN2's shift puts whole channels at about -300, -60, 60 and 300: the sigmoid must come
     out as 0 or 1 (the native one caps its exponent), never inf or NaN, in training and
@@ -239,6 +239,7 @@ def test_saturated_gates_give_zero_and_one_not_nan(channels):
     """
     shift = np.tile([-300.0, -60.0, 60.0, 300.0], channels // 4)
     fast, ref = make_unit(True, channels=channels), make_unit(False, channels=channels)
+    fast.fused = True
     for unit in (fast, ref):
         unit._layers()[3].beta.set_data(mx.nd.array(shift))
     x = mx.nd.array(np.random.RandomState(4).normal(0, 1, (2, channels, 5, 5)))
