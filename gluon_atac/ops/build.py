@@ -45,7 +45,11 @@ def compiler_flags():
     -------
     list of str
     """
-    return FLAGS + shlex.split(os.environ.get('GLUON_ATAC_CXXFLAGS', ''))
+    extra = os.environ.get('GLUON_ATAC_CXXFLAGS', '')
+    try:
+        return FLAGS + shlex.split(extra)
+    except ValueError as err:
+        raise ValueError('GLUON_ATAC_CXXFLAGS=%r is not a list of flags (%s)' % (extra, err))
 
 
 def _mxnet_dir():
@@ -151,7 +155,7 @@ def build_library(path=None, compiler=None):
     Raises
     ------
     RuntimeError
-        If no compiler is found or it fails (its output is in the message).
+        If no compiler is found or it fails (its first error is in the message).
     """
     path = path or library_path()
     compiler = compiler or os.environ.get('CXX') or shutil.which('g++')
@@ -168,10 +172,12 @@ def build_library(path=None, compiler=None):
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            lines = [l for l in proc.stderr.splitlines() if l.strip()]
+            # one line for the warning: the first error, which the rest follows from
+            lines = [l.strip() for l in proc.stderr.splitlines() if l.strip()]
+            errors = [l for l in lines if 'error' in l] or lines[-1:]
             raise RuntimeError('building the fused ATAC gate failed (%s exited with %d)%s'
                                % (compiler, proc.returncode,
-                                  ': ' + lines[-1].strip() if lines else ''))
+                                  ': ' + errors[0] if errors else ''))
         _publish(tmp, path, json.dumps({'sha256': _sha256(tmp), 'flags': flags}))
     finally:
         if os.path.exists(tmp):
