@@ -159,9 +159,9 @@ inline void outer_rows(const float* a, int lda, const float* b, int ldb, int col
   for (; i < cols; ++i) outer_block<OB, 1>(a, lda, b, ldb, P, o0, i, cols, dw);
 }
 
-// Buffers handed from dying operator states to new ones. Graphs recorded for autograd
-// create a state per forward; fresh multi-megabyte buffers every step would spend more time
-// in the kernel's page faults than in the gate. The pool keeps at most kMaxPooled floats
+// Buffers handed from finished passes and dying operator states to later ones. Graphs
+// recorded for autograd create a state per forward; fresh multi-megabyte buffers every step
+// would spend more time in the kernel's page faults than in the gate. The pool keeps at most kMaxPooled floats
 // (2 GiB), so inputs of ever-changing shapes cannot make it grow without bound.
 class BufferPool {
  public:
