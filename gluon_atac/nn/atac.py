@@ -9,10 +9,11 @@ from .. import ops
 
 __all__ = ['ChaATAC', 'check_reduction', 'set_fused', 'gluon_graph', 'FUSED_MAX_CHANNELS']
 
-# Widest unit the whole-gate kernel takes by default; wider units fuse only the tail (BN2,
-# sigmoid, product) after oneDNN's convolutions. Measured on 2 CPU threads: the whole gate
-# wins on the CIFAR ResNet's 16-64 channels, while on ResNet-50's 256-512 oneDNN's GEMMs
-# beat the kernel's (training 0.83 of ReLU's speed whole-gate, 0.89 tail, 0.88 Gluon).
+# Widest unit the whole-gate kernel takes by default; wider units run the Gluon graph.
+# Measured on 2 CPU threads: the whole gate wins on the CIFAR ResNet's 16-64 channels,
+# while on ResNet-50's 256-512 oneDNN's GEMMs beat the kernel's (training 0.83 of ReLU's
+# speed whole-gate, 0.88 Gluon; a native BN2-sigmoid-product tail after oneDNN's
+# convolutions measured within noise of the Gluon graph and was removed, docs/speed.md).
 FUSED_MAX_CHANNELS = 64
 
 
@@ -62,24 +63,21 @@ class ChaATAC(nn.HybridBlock):
     Attributes
     ----------
     fused : bool or None
-        ``None`` (default) runs native operators when they can (see :mod:`gluon_atac.ops`):
-        the whole local gate as one operator for units of at most ``FUSED_MAX_CHANNELS``
-        channels, and for wider ones Gluon's convolutions followed by one operator for
-        BN2, sigmoid and product. ``True`` runs the whole-gate operator at any width;
-        ``False`` always runs the Gluon graph. Set it before the first call or
+        ``None`` (default) runs the whole local gate as one native operator (see
+        :mod:`gluon_atac.ops`) when it can, for units of at most ``FUSED_MAX_CHANNELS``
+        channels, and wider ones as the Gluon graph. ``True`` runs the native operator at
+        any width; ``False`` always runs the Gluon graph. Set it before the first call or
         ``hybridize``: a hybridized graph keeps the path it was traced with.
 
     Notes
     -----
     Children of ``module`` carry the original code's indices (0 conv, 1 BN, 2 ReLU, 3 conv,
     4 BN, 5 sigmoid; shifted by one with ``use_global``), so its ``.params`` files load.
-    All paths use the same parameters and compute the same function, batch statistics
+    Both paths use the same parameters and compute the same function, batch statistics
     and running-statistics updates included (one exception: a backward through
     inference-mode statistics, ``autograd.record(train_mode=False)``, is exact on the
-    native operators, while MXNet's BatchNorm backward there does not differentiate what
-    its forward computed). The
-    native paths cover the local gate with
-    plain :class:`~mxnet.gluon.nn.BatchNorm` (``center`` and ``scale`` on, no global
+    native operator, while MXNet's BatchNorm backward there does not differentiate what
+    its forward computed). The native operator covers the local gate with plain :class:`~mxnet.gluon.nn.BatchNorm` (``center`` and ``scale`` on, no global
     statistics, axis 1), float32 on CPU and ``grad_req='write'``; anything else (e.g.
     ``use_global=True`` or SyncBatchNorm) takes the Gluon graph.
     """
@@ -108,22 +106,16 @@ class ChaATAC(nn.HybridBlock):
                 self.module.add(nn.Activation('sigmoid'))
 
     def hybrid_forward(self, F, x):
-        path = self._native_path()
-        if path == 'gate':
+        if self._native_path() == 'gate':
             return self._fused_forward(F, x)
-        if path == 'tail':
-            return self._tail_forward(F, x)
         # broadcast_mul keeps the op on oneDNN and covers the C x 1 x 1 global gate.
         return F.broadcast_mul(x, self.module(x))
 
     def _native_path(self):
-        """``'gate'`` (one fused operator), ``'tail'`` (Gluon convolutions, then BN2, sigmoid
-        and product fused) or ``None`` (the Gluon graph)."""
-        if not self._fusable():
-            return None
+        """``'gate'`` (the fused operator) or ``None`` (the Gluon graph)."""
         if self.fused is None and self.channels > FUSED_MAX_CHANNELS:
-            return 'tail'
-        return 'gate'
+            return None
+        return 'gate' if self._fusable() else None
 
     def _layers(self):
         """(conv1, bn1, conv2, bn2) of the local gate."""
@@ -133,7 +125,7 @@ class ChaATAC(nn.HybridBlock):
         return convs[0], norms[0], convs[1], norms[1]
 
     def _fusable(self):
-        """Whether the native operators compute exactly what the Gluon graph would."""
+        """Whether the native operator computes exactly what the Gluon graph would."""
         if self.fused is False or self.use_global:
             return False
         conv1, bn1, conv2, bn2 = self._layers()
@@ -167,16 +159,18 @@ class ChaATAC(nn.HybridBlock):
 
     @staticmethod
     def _mode_probe(F, ctx, bn, running_mean, running_var):
-        """A tiny BatchNorm output that tells the native operators the statistics mode.
+        """A tiny BatchNorm output that tells the native operator the statistics mode.
 
         Custom operators are not told whether BatchNorm should use batch or running
-        statistics. A BatchNorm on the probe [0, 2^40] answers: with batch statistics its
-        outputs differ by 2, with running ones by 2^40/sqrt(var + eps), i.e. by less than 4
-        only for a running variance above 2^76. momentum=1 leaves the running statistics
-        it shares with ``bn`` untouched.
+        statistics. A BatchNorm on the probe [0, ``ops.MODE_PROBE_SPAN``] answers: with
+        batch statistics its outputs differ by 2, with running ones by far more (the
+        library compares with ``ops.MODE_THRESHOLD``; both constants and why they work are
+        in :mod:`gluon_atac.ops.build`). momentum=1 leaves the running statistics it
+        shares with ``bn`` untouched.
         """
         channels = bn.gamma.shape[0]
-        probe = F.broadcast_to(F.reshape(F.arange(0, 2.0 ** 41, 2.0 ** 40, **ctx),
+        span = ops.MODE_PROBE_SPAN
+        probe = F.broadcast_to(F.reshape(F.arange(0, 2 * span, span, **ctx),
                                          shape=(1, 1, 2)), shape=(1, channels, 2))
         return F.BatchNorm(probe, F.ones((channels,), **ctx), F.zeros((channels,), **ctx),
                            running_mean, running_var, eps=bn._kwargs['eps'], momentum=1.0,
@@ -196,18 +190,6 @@ class ChaATAC(nn.HybridBlock):
             x, mode, *args, eps1=bn1._kwargs['eps'], eps2=bn2._kwargs['eps'],
             momentum1=bn1._kwargs['momentum'], momentum2=bn2._kwargs['momentum'],
             use_relu=int(self.use_relu)))
-
-    def _tail_forward(self, F, x):
-        layers = list(self.module._children.values())
-        z = x
-        for layer in layers[:-2]:  # conv1, BN1, [ReLU], conv2
-            z = layer(z)
-        bn2 = layers[-2]
-        args, ctx = self._native_args(F, x, [bn2.gamma, bn2.beta, bn2.running_mean,
-                                             bn2.running_var])
-        mode = self._mode_probe(F, ctx, bn2, args[2], args[3])
-        return self._single(F.atac_gate_tail(x, z, mode, *args, eps2=bn2._kwargs['eps'],
-                                             momentum2=bn2._kwargs['momentum']))
 
     def __repr__(self):
         return '{}(channels={}, r={}, use_relu={}, use_global={})'.format(

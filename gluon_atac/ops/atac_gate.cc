@@ -13,9 +13,9 @@
 // two weight gradients); narrow units recompute z = W2 h in each pass that needs it.
 //
 // Inputs : x, mode, w1 (k,C,1,1), gamma1, beta1, mean1, var1, w2 (C,k,1,1), gamma2, beta2,
-//          mean2, var2. `mode` is the output of a tiny BatchNorm (see the Python side): its
-//          value tells batch-statistics mode from running-statistics mode, which custom
-//          operators are otherwise not told.
+//          mean2, var2 (GateInput). `mode` is the output of a tiny BatchNorm (see the Python
+//          side): its value tells batch-statistics mode from running-statistics mode, which
+//          custom operators are otherwise not told.
 // Output : y. Backward updates the running statistics, as MXNet's BatchNorm does on CPU.
 #include <omp.h>
 
@@ -159,14 +159,70 @@ inline void outer_rows(const float* a, int lda, const float* b, int ldb, int col
   for (; i < cols; ++i) outer_block<OB, 1>(a, lda, b, ldb, P, o0, i, cols, dw);
 }
 
+// Buffers handed from finished passes and dying operator states to later ones. Graphs
+// recorded for autograd create a state per forward; fresh multi-megabyte buffers every step
+// would spend more time in the kernel's page faults than in the gate. The pool keeps at most kMaxPooled floats
+// (2 GiB), so inputs of ever-changing shapes cannot make it grow without bound.
+class BufferPool {
+ public:
+  static std::vector<float> take(size_t n) {
+    std::lock_guard<std::mutex> lock(mutex());
+    auto& free = buffers();
+    auto it = free.find(n);
+    if (it == free.end()) return std::vector<float>(n);
+    std::vector<float> buf = std::move(it->second);
+    free.erase(it);
+    pooled() -= n;
+    return buf;
+  }
+  static void give(std::vector<float>* buf) {
+    const size_t n = buf->size();
+    if (n == 0) return;
+    std::lock_guard<std::mutex> lock(mutex());
+    if (pooled() + n <= kMaxPooled) {
+      buffers().emplace(n, std::move(*buf));
+      pooled() += n;
+    }
+    std::vector<float>().swap(*buf);
+  }
+
+ private:
+  static constexpr size_t kMaxPooled = size_t(1) << 29;
+  static std::mutex& mutex() { static std::mutex m; return m; }
+  static size_t& pooled() { static size_t n = 0; return n; }
+  static std::multimap<size_t, std::vector<float>>& buffers() {
+    static auto* free = new std::multimap<size_t, std::vector<float>>();
+    return *free;
+  }
+};
+
+// A buffer from the pool that goes back to it when its owner dies. get(n) makes it at
+// least n floats (contents unspecified): a size once needed stays, so tiles narrower than
+// the first, and states whose inputs shrink, do not trade buffers with the pool.
+class Pooled {
+ public:
+  Pooled() = default;
+  Pooled(const Pooled&) = delete;
+  Pooled& operator=(const Pooled&) = delete;
+  ~Pooled() { BufferPool::give(&buf_); }
+  float* get(size_t n) {
+    if (buf_.size() < n) { BufferPool::give(&buf_); buf_ = BufferPool::take(n); }
+    return buf_.data();
+  }
+  float* data() { return buf_.data(); }
+  const float* data() const { return buf_.data(); }
+
+ private:
+  std::vector<float> buf_;
+};
+
 // dw[o, i] += sum_p a[o, p] b[i, p]. For wide units (cols >= 64, a multiple of V) it is a
 // GEMM against b transposed into bt (P x cols), which sums in registers instead of reducing
 // each of the rows x cols dot products across a vector; narrow ones keep the dot products.
 void outer(const float* a, int lda, int rows, const float* b, int ldb, int cols, int P,
-           float* dw, std::vector<float>* bt) {
+           float* dw, Pooled* bt) {
   if (cols % V == 0 && cols >= 4 * V) {
-    bt->resize((size_t)P * cols);
-    float* t = bt->data();
+    float* t = bt->get((size_t)P * cols);
     for (int i = 0; i < cols; ++i)
       for (int p = 0; p < P; ++p) t[(size_t)p * cols + i] = b[(size_t)i * ldb + p];
     gemm_strided(a, lda, rows, P, t, cols, cols, [&](int o, int i, vf acc) {
@@ -179,6 +235,15 @@ void outer(const float* a, int lda, int rows, const float* b, int ldb, int cols,
   for (; o + 4 <= rows; o += 4) outer_rows<4>(a, lda, b, ldb, cols, P, o, dw);
   for (; o < rows; ++o) outer_rows<1>(a, lda, b, ldb, cols, P, o, dw);
 }
+
+// Positions of atac_gate's inputs. Its backward's outputs are their gradients at the same
+// positions; the backward's inputs are dy, then these shifted by kForwardInputsFrom, then y.
+enum GateInput : int {
+  kX, kMode, kW1, kGamma1, kBeta1, kMean1, kVar1, kW2, kGamma2, kBeta2, kMean2, kVar2,
+  kNumGateInputs
+};
+enum GateOutput : int { kY, kNumGateOutputs };
+enum GateBackwardInput : int { kDy, kForwardInputsFrom };
 
 struct Attrs {
   float eps1, eps2, mom1, mom2;
@@ -194,10 +259,17 @@ Attrs parse(const std::unordered_map<std::string, std::string>& attrs) {
           get("momentum2", 0.9f), get("use_relu", 1.0f) != 0.0f};
 }
 
+// The Python side builds the mode probe and this library tests it; build.py defines the
+// threshold next to the probe and passes it here, so the two cannot drift apart (and a
+// changed threshold changes the cache key, hence rebuilds).
+#ifndef ATAC_MODE_THRESHOLD
+#error "build with gluon_atac/ops/build.py, which defines ATAC_MODE_THRESHOLD"
+#endif
+
 // Batch statistics if the mode probe was normalized with them (see the Python side).
 bool batch_stats_mode(MXTensor& mode) {
   const float* m = mode.data<float>();
-  return std::fabs(m[1] - m[0]) < 4.0f;
+  return std::fabs(m[1] - m[0]) < (float)ATAC_MODE_THRESHOLD;
 }
 
 // One BN as per-channel coefficients: u = sc * a + sh, and the mean and 1/std it used.
@@ -230,11 +302,11 @@ struct Gate {
   Norm bn1, bn2;
 
   Gate(std::vector<MXTensor>& in, bool relu_) : relu(relu_) {
-    MXTensor& xt = in[0];
+    MXTensor& xt = in[kX];
     N = xt.shape[0]; C = xt.shape[1];
     HW = 1;
     for (size_t d = 2; d < xt.shape.size(); ++d) HW *= xt.shape[d];
-    K = in[2].shape[0];
+    K = in[kW1].shape[0];
     P = (HW + V - 1) / V * V;
     // a tile of C rows near 32 KiB for narrow units; at least 256 pixels, so that wide
     // units reuse each weight block and reduce the weight gradients over enough pixels
@@ -246,9 +318,9 @@ struct Gate {
     // batch 128: forward 18% faster, forward and backward 4%; at K = 16 the forward is 5%
     // slower). It also saves the memory of z.
     keep_z = K > 8;
-    x = xt.data<float>(); w1 = in[2].data<float>(); w2 = in[7].data<float>();
-    g1 = in[3].data<float>(); b1 = in[4].data<float>();
-    g2 = in[8].data<float>(); b2 = in[9].data<float>();
+    x = xt.data<float>(); w1 = in[kW1].data<float>(); w2 = in[kW2].data<float>();
+    g1 = in[kGamma1].data<float>(); b1 = in[kBeta1].data<float>();
+    g2 = in[kGamma2].data<float>(); b2 = in[kBeta2].data<float>();
   }
   int items() const { return N * tiles; }
   vf h_of(int k, vf a) const {  // relu(BN1(a))
@@ -284,14 +356,14 @@ struct Tile {
 struct View {
   const float* ptr;
   int ld;
-  std::vector<float> copy;
+  Pooled copy;
   void bind(const float* base, int rows, const Gate& g, const Tile& t) {
     if (t.full()) { ptr = base + t.at(g, rows, 0, 0); ld = g.HW; return; }
-    copy.assign((size_t)rows * t.width, 0.0f);
+    float* c = copy.get((size_t)rows * t.width);
+    std::fill(c, c + (size_t)rows * t.width, 0.0f);
     for (int r = 0; r < rows; ++r)
-      std::memcpy(&copy[(size_t)r * t.width], base + t.at(g, rows, r, 0),
-                  t.len * sizeof(float));
-    ptr = copy.data(); ld = t.width;
+      std::memcpy(c + (size_t)r * t.width, base + t.at(g, rows, r, 0), t.len * sizeof(float));
+    ptr = c; ld = t.width;
   }
   vf get(int row, int p) const { return load(ptr + (size_t)row * ld + p); }
 };
@@ -300,7 +372,7 @@ struct View {
 struct Sink {
   float* ptr;
   int ld;
-  std::vector<float> buf;
+  Pooled buf;
   float* dst;
   const Gate* g;
   const Tile* t;
@@ -308,14 +380,13 @@ struct Sink {
     g = &gate; t = &tile;
     dst = base + tile.at(gate, rows, 0, 0);
     if (tile.full()) { ptr = dst; ld = gate.HW; return; }
-    buf.resize((size_t)rows * tile.width);
-    ptr = buf.data(); ld = tile.width;
+    ptr = buf.get((size_t)rows * tile.width); ld = tile.width;
   }
   void put(int row, int p, vf v) { store(ptr + (size_t)row * ld + p, v); }
   void flush(int rows) {
     if (t->full()) return;
     for (int r = 0; r < rows; ++r)
-      std::memcpy(dst + (size_t)r * g->HW, &buf[(size_t)r * ld], t->len * sizeof(float));
+      std::memcpy(dst + (size_t)r * g->HW, ptr + (size_t)r * ld, t->len * sizeof(float));
   }
 };
 
@@ -323,10 +394,12 @@ struct Sink {
 struct Scratch {
   View x, dy;
   Sink out;
-  std::vector<float> h, d;  // K x T and max(C, K) x T
-  std::vector<float> bt;    // transposed operand of outer()
-  explicit Scratch(const Gate& g)
-      : h((size_t)g.K * g.T), d((size_t)std::max(g.C, g.K) * g.T) {}
+  Pooled h, d;  // K x T and max(C, K) x T
+  Pooled bt;    // transposed operand of outer()
+  explicit Scratch(const Gate& g) {
+    h.get((size_t)g.K * g.T);
+    d.get((size_t)std::max(g.C, g.K) * g.T);
+  }
 };
 
 int threads() { return std::max(1, omp_get_max_threads()); }
@@ -385,56 +458,14 @@ void tile_h_from_x(const Gate& g, Scratch& s, const Tile& t) {
 void tile_h_from_a(const Gate& g, const float* a, Scratch& s, const Tile& t) {
   for (int k = 0; k < g.K; ++k)
     for (int p = 0; p < t.width; p += V)
-      store(&s.h[(size_t)k * g.T + p], g.h_of(k, load(a + t.padded(g, g.K, k, p))));
+      store(s.h.data() + (size_t)k * g.T + p, g.h_of(k, load(a + t.padded(g, g.K, k, p))));
 }
-
-// Buffers handed from dying operator states to new ones. Graphs recorded for autograd
-// create a state per forward; fresh multi-megabyte buffers every step would spend more time
-// in the kernel's page faults than in the gate. The pool keeps at most kMaxPooled floats
-// (2 GiB), so inputs of ever-changing shapes cannot make it grow without bound.
-class BufferPool {
- public:
-  static std::vector<float> take(size_t n) {
-    std::lock_guard<std::mutex> lock(mutex());
-    auto& free = buffers();
-    auto it = free.find(n);
-    if (it == free.end()) return std::vector<float>(n);
-    std::vector<float> buf = std::move(it->second);
-    free.erase(it);
-    pooled() -= n;
-    return buf;
-  }
-  static void give(std::vector<float>* buf) {
-    const size_t n = buf->size();
-    if (n == 0) return;
-    std::lock_guard<std::mutex> lock(mutex());
-    if (pooled() + n <= kMaxPooled) {
-      buffers().emplace(n, std::move(*buf));
-      pooled() += n;
-    }
-    std::vector<float>().swap(*buf);
-  }
-
- private:
-  static constexpr size_t kMaxPooled = size_t(1) << 29;
-  static std::mutex& mutex() { static std::mutex m; return m; }
-  static size_t& pooled() { static size_t n = 0; return n; }
-  static std::multimap<size_t, std::vector<float>>& buffers() {
-    static auto* free = new std::multimap<size_t, std::vector<float>>();
-    return *free;
-  }
-};
 
 // What the forward keeps for the backward, per operator state.
 struct Saved {
-  std::vector<float> a, z;  // N x K x P and N x C x P
+  Pooled a, z;  // N x K x P and N x C x P
   int N = -1, HW = -1;
   bool valid = false;
-  void reserve(size_t na, size_t nz) {
-    if (a.size() != na) { BufferPool::give(&a); a = BufferPool::take(na); }
-    if (z.size() != nz) { BufferPool::give(&z); z = BufferPool::take(nz); }
-  }
-  ~Saved() { BufferPool::give(&a); BufferPool::give(&z); }
 };
 
 // epi(c, p, z) for every z = W2 h of a tile: read back from saved.z, or recomputed from
@@ -498,7 +529,8 @@ Sums store_z(Gate& g, Saved* sv) {
 }
 
 void prepare_saved(const Gate& g, Saved* sv) {
-  sv->reserve((size_t)g.N * g.K * g.P, g.keep_z ? (size_t)g.N * g.C * g.P : 0);
+  sv->a.get((size_t)g.N * g.K * g.P);
+  if (g.keep_z) sv->z.get((size_t)g.N * g.C * g.P);
   sv->N = g.N; sv->HW = g.HW;
 }
 
@@ -567,13 +599,13 @@ void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, 
   const double M = (double)g.N * g.HW;
   const float* a = sv->a.data();
   // dL and du of the whole batch: whole-batch sums stand between their passes
-  static thread_local std::vector<float> dl_buf, du_buf;
-  dl_buf.resize((size_t)g.N * C * g.P); du_buf.resize(sv->a.size());
-  float *dl = dl_buf.data(), *du = du_buf.data();
+  Pooled dl_buf, du_buf;
+  float* dl = dl_buf.get((size_t)g.N * C * g.P);
+  float* du = du_buf.get((size_t)g.N * K * g.P);
 
   // Pass 1: dL = dy x s(1 - s); sums of dL and dL * zhat give dbeta2 and dgamma2. dx
   // starts as dy s, so that pass 3 need not evaluate the sigmoid again.
-  float* dx = out[0].data<float>();
+  float* dx = out[kX].data<float>();
   Sums s2(nt, C);
   for_tiles(g, [&](Scratch& s, const Tile& t) {
     s.x.bind(g.x, C, g, t);
@@ -640,17 +672,17 @@ void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, 
     s.out.flush(C);
   });
 
-  reduce(dw1, out[2].data<float>());
-  reduce(dw2, out[7].data<float>());
+  reduce(dw1, out[kW1].data<float>());
+  reduce(dw2, out[kW2].data<float>());
   for (int k = 0; k < K; ++k) {
-    out[3].data<float>()[k] = (float)t1[K + k];
-    out[4].data<float>()[k] = (float)t1[k];
+    out[kGamma1].data<float>()[k] = (float)t1[K + k];
+    out[kBeta1].data<float>()[k] = (float)t1[k];
   }
   for (int c = 0; c < C; ++c) {
-    out[8].data<float>()[c] = (float)t2[C + c];
-    out[9].data<float>()[c] = (float)t2[c];
+    out[kGamma2].data<float>()[c] = (float)t2[C + c];
+    out[kBeta2].data<float>()[c] = (float)t2[c];
   }
-  for (int i : {1, 5, 6, 10, 11}) {  // the mode probe and running statistics: no gradient
+  for (int i : {kMode, kMean1, kVar1, kMean2, kVar2}) {  // the mode probe and running statistics: no gradient
     if (out[i].data_ptr != nullptr)
       std::fill(out[i].data<float>(), out[i].data<float>() + out[i].size(), 0.0f);
   }
@@ -659,10 +691,10 @@ void train_backward(Gate& g, const Attrs& at, bool batch, const float* dy_base, 
     auto update = [](float* run, const std::vector<float>& value, float mom) {
       for (size_t c = 0; c < value.size(); ++c) run[c] = run[c] * mom + value[c] * (1 - mom);
     };
-    update(in[5].data<float>(), g.bn1.mean, at.mom1);
-    update(in[6].data<float>(), g.bn1.var, at.mom1);
-    update(in[10].data<float>(), g.bn2.mean, at.mom2);
-    update(in[11].data<float>(), g.bn2.var, at.mom2);
+    update(in[kMean1].data<float>(), g.bn1.mean, at.mom1);
+    update(in[kVar1].data<float>(), g.bn1.var, at.mom1);
+    update(in[kMean2].data<float>(), g.bn2.mean, at.mom2);
+    update(in[kVar2].data<float>(), g.bn2.var, at.mom2);
   }
 }
 
@@ -675,8 +707,8 @@ class GateOp : public CustomStatefulOp {
                         const OpResource& res) override {
     std::vector<MXTensor>& in = *inputs;
     Gate g(in, at_.relu);
-    float* y = (*outputs)[0].data<float>();
-    batch_ = batch_stats_mode(in[1]);
+    float* y = (*outputs)[kY].data<float>();
+    batch_ = batch_stats_mode(in[kMode]);
     if (batch_) {
       train_forward(g, at_, &saved_, y);
       bn1_ = g.bn1; bn2_ = g.bn2;
@@ -689,11 +721,11 @@ class GateOp : public CustomStatefulOp {
     return MX_SUCCESS;
   }
 
-  // inputs: dy, the forward's 12 inputs, y.
   MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) override {
     std::vector<MXTensor>& all = *inputs;
-    std::vector<MXTensor> in(all.begin() + 1, all.begin() + 13);
+    std::vector<MXTensor> in(all.begin() + kForwardInputsFrom,
+                             all.begin() + kForwardInputsFrom + kNumGateInputs);
     Gate g(in, at_.relu);
     if (batch_ && saved_.valid && saved_.N == g.N && saved_.HW == g.HW) {
       g.bn1 = bn1_; g.bn2 = bn2_;
@@ -702,15 +734,17 @@ class GateOp : public CustomStatefulOp {
       set_running(&g, in);
       recompute_saved(g, &saved_);
     }
-    train_backward(g, at_, batch_, all[0].data<float>(), &saved_, in, *outputs);
+    train_backward(g, at_, batch_, all[kDy].data<float>(), &saved_, in, *outputs);
     saved_.valid = false;  // one backward per forward
     return MX_SUCCESS;
   }
 
  private:
   void set_running(Gate* g, std::vector<MXTensor>& in) {
-    g->bn1.set(in[5].data<float>(), in[6].data<float>(), at_.eps1, g->g1, g->b1, g->K);
-    g->bn2.set(in[10].data<float>(), in[11].data<float>(), at_.eps2, g->g2, g->b2, g->C);
+    g->bn1.set(in[kMean1].data<float>(), in[kVar1].data<float>(), at_.eps1, g->g1, g->b1,
+               g->K);
+    g->bn2.set(in[kMean2].data<float>(), in[kVar2].data<float>(), at_.eps2, g->g2, g->b2,
+               g->C);
   }
 
   Attrs at_;
@@ -719,21 +753,18 @@ class GateOp : public CustomStatefulOp {
   Saved saved_;
 };
 
-template <class Op>
 MXReturnValue create_state(const std::unordered_map<std::string, std::string>& attrs,
                            const MXContext& ctx,
                            const std::vector<std::vector<unsigned int>>& in_shapes,
                            const std::vector<int> in_types, CustomStatefulOp** op) {
-  *op = CustomStatefulOp::create<Op>(parse(attrs));
+  *op = CustomStatefulOp::create<GateOp>(parse(attrs));
   return MX_SUCCESS;
 }
 
-// Both operators have one output; the whole gate 12 inputs, the tail 7.
-template <int Inputs>
 MXReturnValue parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
                           int* num_in, int* num_out) {
-  *num_in = Inputs;
-  *num_out = 1;
+  *num_in = kNumGateInputs;
+  *num_out = kNumGateOutputs;
   return MX_SUCCESS;
 }
 
@@ -741,234 +772,42 @@ MXReturnValue infer_type(const std::unordered_map<std::string, std::string>& att
                          std::vector<int>* in_types, std::vector<int>* out_types) {
   for (int t : *in_types) {
     if (t != kFloat32) {
-      MX_ERROR_MSG << "the ATAC gate operators support float32 only";
+      MX_ERROR_MSG << "atac_gate supports float32 only";
       return MX_FAIL;
     }
   }
-  (*out_types)[0] = kFloat32;
+  (*out_types)[kY] = kFloat32;
   return MX_SUCCESS;
 }
 
 MXReturnValue infer_shape(const std::unordered_map<std::string, std::string>& attrs,
                           std::vector<std::vector<unsigned int>>* in_shapes,
                           std::vector<std::vector<unsigned int>>* out_shapes) {
-  const auto& x = (*in_shapes)[0];
-  const auto& w1 = (*in_shapes)[2];
+  const auto& x = (*in_shapes)[kX];
+  const auto& w1 = (*in_shapes)[kW1];
   if (x.size() < 3 || w1.size() < 2 || w1[1] != x[1]) {
     MX_ERROR_MSG << "atac_gate: x must be N,C,spatial... and w1 K,C,1,1";
     return MX_FAIL;
   }
-  (*out_shapes)[0] = x;
+  (*out_shapes)[kY] = x;
   return MX_SUCCESS;
 }
 
 MXReturnValue mutate_inputs(const std::unordered_map<std::string, std::string>& attrs,
                             std::vector<int>* indices) {
   // running statistics (kept in sync with the backward that moves them)
-  *indices = {5, 6, 10, 11};
-  return MX_SUCCESS;
-}
-
-// ---------------------------------------------------------------------------------------
-// atac_gate_tail: y = x * sigmoid(BN2(z)) for wide units, whose point-wise convolutions
-// oneDNN runs faster than the kernels above. Fusing BN2, the sigmoid and the product saves
-// their separate passes and the tensors autograd would keep for them.
-// Inputs: x, z, mode, gamma2, beta2, mean2, var2. Output: y.
-
-// n floats from p in a zero vector, and the first n lanes of v to p.
-#ifdef __AVX512F__
-inline vf load_part(const float* p, int n) {
-  return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
-}
-inline void store_part(float* p, vf v, int n) {
-  _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
-}
-#else
-inline vf load_part(const float* p, int n) {
-  vf v = vf{};
-  std::memcpy(&v, p, n * sizeof(float));
-  return v;
-}
-inline void store_part(float* p, vf v, int n) { std::memcpy(p, &v, n * sizeof(float)); }
-#endif
-
-// body(p, n) for the vectors of one plane of HW floats; n < V only for the last one.
-template <typename Body>
-inline void for_vectors(int HW, Body body) {
-  int p = 0;
-  for (; p + V <= HW; p += V) body(p, V);
-  if (p < HW) body(p, HW - p);
-}
-inline vf get(const float* p, int n) { return n == V ? load(p) : load_part(p, n); }
-inline void put(float* p, vf v, int n) { if (n == V) store(p, v); else store_part(p, v, n); }
-
-// Per-plane (sample, channel) pairs of sums, reduced per channel in double.
-struct PlaneSums {
-  int N, C;
-  std::vector<double> s;
-  PlaneSums(int n, int c) : N(n), C(c), s(2 * (size_t)n * c, 0.0) {}
-  void set(int plane, vf first, vf second) {
-    s[2 * (size_t)plane] = hsum(first); s[2 * (size_t)plane + 1] = hsum(second);
-  }
-  std::vector<double> per_channel() const {  // [sum first..., sum second...]
-    std::vector<double> out(2 * (size_t)C, 0.0);
-    for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) {
-        out[c] += s[2 * ((size_t)n * C + c)];
-        out[C + c] += s[2 * ((size_t)n * C + c) + 1];
-      }
-    return out;
-  }
-};
-
-class TailOp : public CustomStatefulOp {
- public:
-  explicit TailOp(const Attrs& at) : at_(at) {}
-
-  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                        const OpResource& res) override {
-    std::vector<MXTensor>& in = *inputs;
-    dims(in[0]);
-    const float *x = in[0].data<float>(), *z = in[1].data<float>();
-    batch_ = batch_stats_mode(in[2]);
-    if (batch_) {
-      PlaneSums sums(N_, C_);
-#pragma omp parallel for num_threads(threads()) schedule(static)
-      for (int pl = 0; pl < N_ * C_; ++pl) {
-        const float* zp = z + (size_t)pl * HW_;
-        vf s = vf{}, sq = vf{};
-        for_vectors(HW_, [&](int p, int n) { vf v = get(zp + p, n); s += v; sq += v * v; });
-        sums.set(pl, s, sq);
-      }
-      const std::vector<double> t = sums.per_channel();
-      std::vector<float> mean(C_), var(C_);
-      const double m = (double)N_ * HW_;
-      for (int c = 0; c < C_; ++c) {
-        double mu = t[c] / m;
-        mean[c] = (float)mu;
-        var[c] = (float)std::max(0.0, t[C_ + c] / m - mu * mu);
-      }
-      bn_.set(mean.data(), var.data(), at_.eps2, in[3].data<float>(), in[4].data<float>(), C_);
-    } else {
-      bn_.set(in[5].data<float>(), in[6].data<float>(), at_.eps2, in[3].data<float>(),
-              in[4].data<float>(), C_);
-    }
-    float* y = (*outputs)[0].data<float>();
-#pragma omp parallel for num_threads(threads()) schedule(static)
-    for (int pl = 0; pl < N_ * C_; ++pl) {
-      const int c = pl % C_;
-      const size_t off = (size_t)pl * HW_;
-      for_vectors(HW_, [&](int p, int n) {
-        put(y + off + p, get(x + off + p, n) * bn_.sigmoid_of(c, get(z + off + p, n)), n);
-      });
-    }
-    return MX_SUCCESS;
-  }
-
-  // inputs: dy, x, z, mode, gamma2, beta2, mean2, var2, y.
-  // outputs: dx, dz, dmode, dgamma2, dbeta2, dmean2, dvar2.
-  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource& res) override {
-    std::vector<MXTensor>& in = *inputs;
-    std::vector<MXTensor>& out = *outputs;
-    const float *dy = in[0].data<float>(), *x = in[1].data<float>(), *z = in[2].data<float>();
-    // dL = dy x s (1 - s) of one vector, with s
-    auto dl_of = [&](int c, size_t i, int n, vf* s) {
-      *s = bn_.sigmoid_of(c, get(z + i, n));
-      return get(dy + i, n) * get(x + i, n) * *s * (splat(1.0f) - *s);
-    };
-    // Pass 1: dx = dy s is final; dz holds dL until the sums give BN2's input gradient.
-    float *dx = out[0].data<float>(), *dz = out[1].data<float>();
-    PlaneSums sums(N_, C_);
-#pragma omp parallel for num_threads(threads()) schedule(static)
-    for (int pl = 0; pl < N_ * C_; ++pl) {
-      const int c = pl % C_;
-      const size_t off = (size_t)pl * HW_;
-      vf sd = vf{}, sdz = vf{}, s;
-      for_vectors(HW_, [&](int p, int n) {
-        const size_t i = off + p;
-        vf d = dl_of(c, i, n, &s);  // zero on the lanes past n
-        put(dz + i, d, n);
-        put(dx + i, get(dy + i, n) * s, n);
-        sd += d;
-        sdz += d * bn_.normalized(c, get(z + i, n));
-      });
-      sums.set(pl, sd, sdz);
-    }
-    const std::vector<double> t = sums.per_channel();
-    const NormGrad ng(t, in[4].data<float>(), bn_, C_, batch_, (double)N_ * HW_);
-#pragma omp parallel for num_threads(threads()) schedule(static)
-    for (int pl = 0; pl < N_ * C_; ++pl) {
-      const int c = pl % C_;
-      const size_t off = (size_t)pl * HW_;
-      for_vectors(HW_, [&](int p, int n) {
-        const size_t i = off + p;
-        put(dz + i, ng.apply(c, get(dz + i, n), bn_.normalized(c, get(z + i, n))), n);
-      });
-    }
-    for (int c = 0; c < C_; ++c) {
-      out[3].data<float>()[c] = (float)t[C_ + c];
-      out[4].data<float>()[c] = (float)t[c];
-    }
-    for (int i : {2, 5, 6}) {  // the mode probe and running statistics: no gradient
-      if (out[i].data_ptr != nullptr)
-        std::fill(out[i].data<float>(), out[i].data<float>() + out[i].size(), 0.0f);
-    }
-    if (batch_) {
-      float *run_mean = in[6].data<float>(), *run_var = in[7].data<float>();
-      for (int c = 0; c < C_; ++c) {
-        run_mean[c] = run_mean[c] * at_.mom2 + bn_.mean[c] * (1 - at_.mom2);
-        run_var[c] = run_var[c] * at_.mom2 + bn_.var[c] * (1 - at_.mom2);
-      }
-    }
-    return MX_SUCCESS;
-  }
-
- private:
-  void dims(MXTensor& x) {
-    N_ = x.shape[0]; C_ = x.shape[1]; HW_ = 1;
-    for (size_t d = 2; d < x.shape.size(); ++d) HW_ *= x.shape[d];
-  }
-
-  Attrs at_;
-  int N_ = 0, C_ = 0, HW_ = 0;
-  bool batch_ = false;
-  Norm bn_;
-};
-
-MXReturnValue tail_infer_shape(const std::unordered_map<std::string, std::string>& attrs,
-                               std::vector<std::vector<unsigned int>>* in_shapes,
-                               std::vector<std::vector<unsigned int>>* out_shapes) {
-  const auto& x = (*in_shapes)[0];
-  if (x.size() < 3 || (*in_shapes)[1] != x) {
-    MX_ERROR_MSG << "atac_gate_tail: x and z must have the same N,C,spatial... shape";
-    return MX_FAIL;
-  }
-  (*out_shapes)[0] = x;
-  return MX_SUCCESS;
-}
-
-MXReturnValue tail_mutate_inputs(const std::unordered_map<std::string, std::string>& attrs,
-                                 std::vector<int>* indices) {
-  *indices = {5, 6};  // running statistics, moved by the backward
+  *indices = {kMean1, kVar1, kMean2, kVar2};
   return MX_SUCCESS;
 }
 
 }  // namespace
 
 REGISTER_OP(atac_gate)
-    .setCreateOpState(create_state<GateOp>, "cpu")
-    .setParseAttrs(parse_attrs<12>)
+    .setCreateOpState(create_state, "cpu")
+    .setParseAttrs(parse_attrs)
     .setInferType(infer_type)
     .setInferShape(infer_shape)
     .setMutateInputs(mutate_inputs);
-
-REGISTER_OP(atac_gate_tail)
-    .setCreateOpState(create_state<TailOp>, "cpu")
-    .setParseAttrs(parse_attrs<7>)
-    .setInferType(infer_type)
-    .setInferShape(tail_infer_shape)
-    .setMutateInputs(tail_mutate_inputs);
 
 MXReturnValue initialize(int version) {
   return version >= 10700 ? MX_SUCCESS : MX_FAIL;

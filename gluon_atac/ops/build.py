@@ -1,7 +1,10 @@
 """Compile ``atac_gate.cc`` into a cached shared library and load it into MXNet once."""
+import fcntl
 import hashlib
+import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -10,14 +13,43 @@ import warnings
 
 import mxnet as mx
 
-__all__ = ['load', 'library_path', 'build_library']
+__all__ = ['load', 'library_path', 'build_library', 'compiler_flags', 'is_valid_library',
+           'MODE_PROBE_SPAN', 'MODE_THRESHOLD']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'atac_gate.cc')
+
+# The mode probe (ChaATAC._mode_probe) is a BatchNorm of [0, MODE_PROBE_SPAN]. Batch
+# statistics normalize it to [-1, 1], a spread of 2; running statistics to a spread of
+# MODE_PROBE_SPAN / sqrt(var + eps), at least MODE_THRESHOLD unless the running variance
+# exceeds 2^76. The library compares the spread with MODE_THRESHOLD, which it gets from
+# here as a -D define (it has no value of its own and does not compile without one), so
+# the probe and the test on it are defined in this one place, and the cache key covers both.
+MODE_PROBE_SPAN = 2.0 ** 40
+MODE_THRESHOLD = 4.0
+
 # -march=native: the library is built where it runs (the cache key includes the CPU).
-FLAGS = ['-O3', '-march=native', '-std=c++17', '-fPIC', '-shared', '-fopenmp']
+FLAGS = ['-O3', '-march=native', '-std=c++17', '-fPIC', '-shared', '-fopenmp',
+         '-DATAC_MODE_THRESHOLD=%r' % MODE_THRESHOLD]
 
 _lock = threading.Lock()
 _state = {'tried': False, 'path': None}
+
+
+def compiler_flags():
+    """The compiler flags of the build: :data:`FLAGS`, then ``$GLUON_ATAC_CXXFLAGS``.
+
+    The extra flags come last, so they override the defaults (``-mno-avx512f`` builds
+    without AVX-512 on a machine that has it).
+
+    Returns
+    -------
+    list of str
+    """
+    extra = os.environ.get('GLUON_ATAC_CXXFLAGS', '')
+    try:
+        return FLAGS + shlex.split(extra)
+    except ValueError as err:
+        raise ValueError('GLUON_ATAC_CXXFLAGS=%r is not a list of flags (%s)' % (extra, err))
 
 
 def _mxnet_dir():
@@ -40,22 +72,80 @@ def _cache_dir():
 
 
 def library_path():
-    """Where the library for this source, mxnet, compiler flags and CPU lives (or would)."""
+    """Where the library for this source, mxnet, compiler flags and CPU lives (or would).
+
+    Returns
+    -------
+    str
+        A path in ``$GLUON_ATAC_CACHE`` (default ``~/.cache/gluon_atac``).
+    """
     digest = hashlib.sha256()
     mxdir = _mxnet_dir()
     for path in (SOURCE, os.path.join(mxdir, 'src', 'lib_api.cc'),
                  os.path.join(mxdir, 'include', 'mxnet', 'lib_api.h')):
         with open(path, 'rb') as f:
             digest.update(f.read())
-    digest.update(' '.join(FLAGS + [mx.__version__, _cpu_signature()]).encode())
+    digest.update(' '.join(compiler_flags() + [mx.__version__, _cpu_signature()]).encode())
     return os.path.join(_cache_dir(), 'libatac_gate-%s.so' % digest.hexdigest()[:16])
+
+
+def _record_path(path):
+    """The build record next to a library: its checksum and the flags it was built with."""
+    return path + '.json'
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_valid_library(path):
+    """Whether ``path`` holds the bytes a successful :func:`build_library` wrote there.
+
+    Loading a truncated shared object kills the process (SIGBUS) instead of raising, so
+    a library is loaded only when its checksum matches the record its build wrote last.
+
+    Parameters
+    ----------
+    path : str
+        A library path, e.g. :func:`library_path`.
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        with open(_record_path(path)) as f:
+            return json.load(f)['sha256'] == _sha256(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _publish(tmp, path, text):
+    """Move ``tmp`` to ``path`` and write ``text`` to ``path``'s build record, both by
+    rename, so that readers see whole files only."""
+    fd, tmp_record = tempfile.mkstemp(suffix='.json', dir=os.path.dirname(path))
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+    os.replace(tmp_record, _record_path(path))
 
 
 def build_library(path=None, compiler=None):
     """Compile the fused-gate library to ``path`` (default :func:`library_path`).
 
-    The build writes to a temporary file first and renames it, so concurrent builds in
-    several processes never load a half-written library.
+    The build writes to a temporary file, renames it and then writes its build record
+    (checksum and flags), so no process ever loads a half-written library.
+
+    Parameters
+    ----------
+    path : str, optional
+        Destination of the library.
+    compiler : str, optional
+        C++ compiler; default ``$CXX`` or ``g++``.
 
     Returns
     -------
@@ -65,7 +155,7 @@ def build_library(path=None, compiler=None):
     Raises
     ------
     RuntimeError
-        If no compiler is found or it fails (its output is in the message).
+        If no compiler is found or it fails (its first error is in the message).
     """
     path = path or library_path()
     compiler = compiler or os.environ.get('CXX') or shutil.which('g++')
@@ -75,19 +165,50 @@ def build_library(path=None, compiler=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix='.so', dir=os.path.dirname(path))
     os.close(fd)
-    cmd = [compiler] + FLAGS + [
+    flags = compiler_flags()
+    cmd = [compiler] + flags + [
         '-I', os.path.join(mxdir, 'include', 'mxnet'), '-I', os.path.join(mxdir, 'include'),
         SOURCE, os.path.join(mxdir, 'src', 'lib_api.cc'), '-o', tmp]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError('building the fused ATAC gate failed:\n%s\n%s'
-                               % (' '.join(cmd), proc.stderr[-4000:]))
-        os.replace(tmp, path)
+            # one line for the warning: the first error, which the rest follows from
+            lines = [l.strip() for l in proc.stderr.splitlines() if l.strip()]
+            errors = [l for l in lines if 'error' in l] or lines[-1:]
+            raise RuntimeError('building the fused ATAC gate failed (%s exited with %d)%s'
+                               % (compiler, proc.returncode,
+                                  ': ' + errors[0] if errors else ''))
+        _publish(tmp, path, json.dumps({'sha256': _sha256(tmp), 'flags': flags}))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _ensure_built(path):
+    """Build the library at ``path`` unless a valid one is there, one process at a time.
+
+    Processes that start together on an empty cache wait for the first one's build (an
+    exclusive lock on a file next to the library) and then load its result, instead of
+    compiling side by side.
+    """
+    if is_valid_library(path):
+        return
+    cache = os.path.dirname(path)
+    try:
+        os.makedirs(cache, exist_ok=True)
+        lock = open(path + '.lock', 'a')
+    except OSError as err:
+        raise RuntimeError('cannot write the library cache %s (%s); set GLUON_ATAC_CACHE '
+                           'to a writable directory' % (cache, err.strerror or err))
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_valid_library(path):  # another process built it while this one waited
+            return
+        if os.path.exists(path):
+            warnings.warn('cached fused ATAC gate %s is damaged or foreign (its checksum does '
+                          'not match its build record): rebuilding it' % path)
+        build_library(path)
 
 
 def load():
@@ -97,8 +218,8 @@ def load():
     -------
     str or None
         The loaded library's path, or ``None`` when the fused gate is unavailable
-        (disabled with ``GLUON_ATAC_FUSED=0``, no compiler, build or load error: a warning
-        says why); ATAC then runs as the plain Gluon graph.
+        (disabled with ``GLUON_ATAC_FUSED=0``, no compiler, an unwritable cache, build or
+        load error: a warning says why); ATAC then runs as the plain Gluon graph.
     """
     with _lock:
         if _state['tried']:
@@ -108,8 +229,7 @@ def load():
             return None
         try:
             path = library_path()
-            if not os.path.exists(path):
-                build_library(path)
+            _ensure_built(path)
             mx.library.load(path, verbose=False)
             _state['path'] = path
         except Exception as err:  # any failure means: use the Gluon graph

@@ -1,4 +1,5 @@
 """The fused ATAC gate computes what the Gluon graph computes, and falls back when it can't."""
+import contextlib
 import shutil
 
 import mxnet as mx
@@ -7,7 +8,7 @@ import pytest
 from mxnet import autograd, gluon
 
 from gluon_atac import get_model, ops
-from gluon_atac.nn import ChaATAC
+from gluon_atac.nn import ChaATAC, gluon_graph
 
 pytestmark = pytest.mark.skipif(shutil.which('g++') is None, reason='no C++ compiler')
 
@@ -93,12 +94,12 @@ def test_inference_and_its_gradient_are_exact(hybridize):
     """
     fast = make_unit(True, channels=32)
     ref = make_unit(False, channels=32, norm_kwargs={'use_global_stats': True})
-    gluon_graph = make_unit(False, channels=32)
+    plain = make_unit(False, channels=32)
     if hybridize:
-        for unit in (fast, ref, gluon_graph):
+        for unit in (fast, ref, plain):
             unit.hybridize()
     x = mx.nd.array(np.random.RandomState(2).normal(0, 1, (2, 32, 6, 6)))
-    np.testing.assert_allclose(fast(x).asnumpy(), gluon_graph(x).asnumpy(),
+    np.testing.assert_allclose(fast(x).asnumpy(), plain(x).asnumpy(),
                                rtol=1e-5, atol=1e-6)
     assert_same(run(fast, x, train=False), run(ref, x, train=False))
 
@@ -157,16 +158,13 @@ def test_whole_network_training_step_matches_gluon():
         mx.random.seed(7)
         net = get_model('cifar_resnet8_v2', classes=10)
         net.initialize(mx.init.MSRAPrelu())
-        n_fused = 0
-        for block in _walk(net):
-            if isinstance(block, ChaATAC):
-                block.fused = None if fused else False
-                n_fused += block._fusable()
-        assert n_fused == (7 if fused else 0)
-        net.hybridize()
-        with autograd.record():
-            loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), label)
-        loss.backward()
+        with contextlib.nullcontext() if fused else gluon_graph(net):
+            n_fused = sum(b._fusable() for b in _walk(net) if isinstance(b, ChaATAC))
+            assert n_fused == (7 if fused else 0)
+            net.hybridize()
+            with autograd.record():
+                loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), label)
+            loss.backward()
         grads.append({k[len(net.prefix):]: (p.grad() if p.grad_req != 'null' else p.data())
                       .asnumpy() for k, p in net.collect_params().items()})
     assert_same(*grads)
@@ -181,21 +179,21 @@ def _walk(block):
 @pytest.mark.parametrize('hybridize', [False, True])
 @pytest.mark.parametrize('shape,use_relu', [((2, 128, 4, 4), True), ((3, 128, 7, 7), True),
                                             ((2, 128, 3, 5), False)])
-def test_wide_units_fuse_the_tail_unless_forced(shape, use_relu, hybridize):
-    """Wide units keep Gluon's convolutions and fuse BN2, sigmoid and product; fused=True
-    runs the whole gate natively. Both equal the Gluon graph, training and inference."""
+def test_wide_units_run_gluon_unless_forced(shape, use_relu, hybridize):
+    """Units wider than FUSED_MAX_CHANNELS run the Gluon graph by default; fused=True runs
+    the native gate, which equals the Gluon graph in training and inference."""
     x = mx.nd.array(np.random.RandomState(3).randn(*shape))
-    for fused, path in ((None, 'tail'), (True, 'gate')):
-        unit = make_unit(True, channels=128, use_relu=use_relu)
-        ref = make_unit(False, channels=128, use_relu=use_relu)
-        unit.fused = fused
-        assert (unit._native_path(), ref._native_path()) == (path, None)
-        if hybridize:
-            unit.hybridize()
-            ref.hybridize()
-        assert_same(run(unit, x, train=True), run(ref, x, train=True))
-        assert_same(run(unit, x * 2, train=True), run(ref, x * 2, train=True))
-        np.testing.assert_allclose(unit(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
+    unit = make_unit(True, channels=128, use_relu=use_relu)
+    ref = make_unit(False, channels=128, use_relu=use_relu)
+    assert (unit._native_path(), ref._native_path()) == (None, None)
+    unit.fused = True
+    assert unit._native_path() == 'gate'
+    if hybridize:
+        unit.hybridize()
+        ref.hybridize()
+    assert_same(run(unit, x, train=True), run(ref, x, train=True))
+    assert_same(run(unit, x * 2, train=True), run(ref, x * 2, train=True))
+    np.testing.assert_allclose(unit(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('hybridize', [False, True])
@@ -233,7 +231,7 @@ def test_several_tiles_and_ragged_tails_match_gluon(shape):
 
 @pytest.mark.parametrize('channels', [16, 128])
 def test_saturated_gates_give_zero_and_one_not_nan(channels):
-    """Gate pre-activations far past +-88, where exp(x) leaves float32, on both operators.
+    """Gate pre-activations far past +-88, where exp(x) leaves float32, narrow and wide.
 
     BN2's shift puts whole channels at about -300, -60, 60 and 300: the sigmoid must come
     out as 0 or 1 (the native one caps its exponent), never inf or NaN, in training and
@@ -241,6 +239,7 @@ def test_saturated_gates_give_zero_and_one_not_nan(channels):
     """
     shift = np.tile([-300.0, -60.0, 60.0, 300.0], channels // 4)
     fast, ref = make_unit(True, channels=channels), make_unit(False, channels=channels)
+    fast.fused = True
     for unit in (fast, ref):
         unit._layers()[3].beta.set_data(mx.nd.array(shift))
     x = mx.nd.array(np.random.RandomState(4).normal(0, 1, (2, channels, 5, 5)))
