@@ -1,4 +1,4 @@
-"""``python -m gluon_atac.export``: see :func:`gluon_atac.export.main`."""
-from . import main
+"""``python -m gluon_atac.export``: see :func:`gluon_atac.export.command.main`."""
+from .command import main
 
 main()

@@ -1,20 +1,22 @@
 """Hybridized export to ``-symbol.json`` / ``-0000.params``."""
 import mxnet as mx
 
-from ..nn import ChaATAC
+from ..nn import gluon_graph
 
-__all__ = ['export', 'use_gluon_graph']
+__all__ = ['export', 'parameter_context']
 
 
-def use_gluon_graph(net):
-    """Make every ATAC unit of ``net`` run as plain Gluon operators (``fused=False``).
+def parameter_context(net):
+    """Context of ``net``'s first parameter (the CPU for a network without parameters).
 
-    The fused gate is a custom operator of a native library: graphs containing it only
-    load where that library is loaded, and quantization cannot see inside it.
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+        Initialized (or deferred-initialized) network.
     """
-    net.apply(lambda block: setattr(block, 'fused', False)
-              if isinstance(block, ChaATAC) else None)
-    return net
+    for param in net.collect_params().values():
+        return param.list_ctx()[0]
+    return mx.cpu()
 
 
 def export(net, prefix, input_shape=(1, 3, 224, 224), epoch=0, ctx=None):
@@ -30,12 +32,15 @@ def export(net, prefix, input_shape=(1, 3, 224, 224), epoch=0, ctx=None):
         Shape of the tracing input.
     epoch : int, default 0
     ctx : Context, optional
-        Context of the tracing input; defaults to the CPU.
+        Context of the tracing input; defaults to where ``net``'s parameters live
+        (:func:`parameter_context`).
 
     Notes
     -----
-    ATAC units are switched to the plain Gluon graph first (:func:`use_gluon_graph`) so
-    the files load in any MXNet.
+    ATAC units run the plain Gluon graph for the trace (:func:`gluon_atac.nn.gluon_graph`),
+    so the files load in any MXNet: the fused gate is an operator of a native library.
+    Their ``fused`` settings come back afterwards, and ``net`` is left hybridized with its
+    cached graph dropped, so its next call runs the path those settings choose.
 
     Returns
     -------
@@ -43,8 +48,11 @@ def export(net, prefix, input_shape=(1, 3, 224, 224), epoch=0, ctx=None):
         Paths of the symbol file and the parameter file; load them with
         ``mx.gluon.SymbolBlock.imports(symbol, ['data'], params)``.
     """
-    use_gluon_graph(net)
+    ctx = ctx or parameter_context(net)
+    with gluon_graph(net):
+        net.hybridize(static_alloc=True, static_shape=True)
+        net(mx.nd.zeros(input_shape, ctx=ctx))
+        net.export(prefix, epoch=epoch)
+    # hybridize() drops the graph just traced on the Gluon path.
     net.hybridize(static_alloc=True, static_shape=True)
-    net(mx.nd.zeros(input_shape, ctx=ctx or mx.cpu()))
-    net.export(prefix, epoch=epoch)
     return '%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)
