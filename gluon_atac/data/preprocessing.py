@@ -1,0 +1,126 @@
+"""How one image file becomes a network input, described as data.
+
+A preprocessing is a dict (stored in model cards and ONNX metadata)::
+
+    {"input_size": 224,          # side of the square network input
+     "resize": "short",          # "short": short side to resize_to, aspect kept;
+                                 # "exact": both sides to resize_to
+     "resize_to": 256,
+     "crop": 224,                # centre crop of this side after the resize
+     "pad": 0,                   # zero border added after the crop (mnist5k: 2)
+     "grayscale": false,         # average to one channel, repeated three times
+     "mean": [0.485, ...],       # per RGB channel, images scaled to 0..1
+     "std": [0.229, ...],
+     "crop_ratio": 0.875}        # ImageNet only: crop / resize of validation
+
+:func:`preprocessing_for` gives the one each data set is trained and validated with, and
+:func:`prepare_image` applies one.
+"""
+import os
+
+import mxnet as mx
+import numpy as np
+
+from .imagenet import MEAN_RGB, STD_RGB, val_resize
+from .loader import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD
+from .transforms import normalize
+
+__all__ = ['PREPROCESSED_DATASETS', 'preprocessing_for', 'describe', 'prepare_image']
+
+PREPROCESSED_DATASETS = ('imagenet', 'cifar10', 'cifar100', 'cifar', 'mnist5k')
+# mnist5k digits are 28x28, padded by 2 to CIFAR's 32x32 (gluon_atac.data.mnist5k).
+_MNIST_SIDE, _MNIST_PAD = 28, 2
+
+
+def preprocessing_for(dataset, input_size=None, crop_ratio=0.875):
+    """The validation preprocessing of ``dataset``.
+
+    Parameters
+    ----------
+    dataset : {'imagenet', 'cifar10', 'cifar100', 'cifar', 'mnist5k'}
+    input_size : int, optional
+        Network input side; default 224 for ImageNet, 32 otherwise.
+    crop_ratio : float, default 0.875
+        ImageNet: images are resized to ``ceil(input_size / crop_ratio)`` and
+        centre-cropped.
+
+    Returns
+    -------
+    dict
+        See the module docstring.
+    """
+    if dataset not in PREPROCESSED_DATASETS:
+        raise ValueError('unknown dataset %r for preprocessing; choose from %s'
+                         % (dataset, ', '.join(PREPROCESSED_DATASETS)))
+    if dataset == 'imagenet':
+        size = int(input_size or 224)
+        return dict(input_size=size, resize='short', resize_to=val_resize(size, crop_ratio),
+                    crop=size, pad=0, grayscale=False,
+                    mean=[m / 255 for m in MEAN_RGB], std=[s / 255 for s in STD_RGB],
+                    crop_ratio=crop_ratio)
+    size = int(input_size or 32)
+    if dataset == 'mnist5k':
+        side = size * _MNIST_SIDE // (_MNIST_SIDE + 2 * _MNIST_PAD)
+        return dict(input_size=size, resize='exact', resize_to=side, crop=side,
+                    pad=(size - side) // 2, grayscale=True, mean=list(MNIST_MEAN),
+                    std=list(MNIST_STD))
+    return dict(input_size=size, resize='exact', resize_to=size, crop=size, pad=0,
+                grayscale=False, mean=list(CIFAR_MEAN), std=list(CIFAR_STD))
+
+
+def describe(spec):
+    """One line saying what ``spec`` does to an image, e.g. for ONNX metadata."""
+    side = spec['resize_to']
+    steps = ['resize short side to %d' % side if spec['resize'] == 'short'
+             else 'resize to %dx%d' % (side, side)]
+    if spec['crop'] != spec['resize_to'] or spec['resize'] == 'short':
+        steps.append('centre crop %d' % spec['crop'])
+    if spec['grayscale']:
+        steps.append('gray, repeated to 3 channels')
+    if spec['pad']:
+        steps.append('pad %d zero pixels per side' % spec['pad'])
+    steps.append('RGB / 255, minus mean, over std (per channel), NCHW float32')
+    return ', '.join(steps)
+
+
+def prepare_image(path, spec):
+    """Read an image file and apply ``spec``.
+
+    Parameters
+    ----------
+    path : str
+    spec : dict
+        A preprocessing (module docstring).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The uint8 ``S x S x 3`` image the network sees (before normalization) and the
+        float32 ``1 x 3 x S x S`` input.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        ``path`` is not a readable image.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError('image not found: %s' % path)
+    try:
+        image = mx.image.imread(path)
+    except mx.base.MXNetError:
+        raise ValueError('cannot read %s as an image' % path) from None
+    side = int(spec['resize_to'])
+    if spec['resize'] == 'short':
+        image = mx.image.resize_short(image, side)
+    else:
+        image = mx.image.imresize(image, side, side)
+    crop = int(spec['crop'])
+    image = mx.image.center_crop(image, (crop, crop))[0].asnumpy()
+    if spec['grayscale']:
+        gray = np.round(image.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        image = np.repeat(gray[..., None], 3, axis=2)
+    pad = int(spec['pad'])
+    image = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+    return image, normalize(image[None], spec['mean'], spec['std'])

@@ -1,0 +1,254 @@
+"""ONNX export of a network, and its check against MXNet in ONNX Runtime.
+
+Needs the ``onnx`` extra (``pip install -c constraints.txt -e '.[onnx]'``): ``onnx`` 1.15
+(newer releases drop ``onnx.mapping``, which MXNet's converter imports) and
+``onnxruntime``. The network is traced with :func:`gluon_atac.utils.export.export` (ATAC
+as plain operators) and converted by MXNet's ``mx2onnx``, with three additions: a
+converter for ``AdaptiveAvgPooling2D`` of any output size (Gather-Excite's pooling), the
+name of the layer that cannot be converted in the error, and weights stored as
+initializers only (listed as graph inputs too, they keep ONNX Runtime from folding
+constants).
+"""
+import contextlib
+import json
+import os
+import tempfile
+import time
+import warnings
+
+import mxnet as mx
+import numpy as np
+
+from .export import export, parameter_context
+
+__all__ = ['OnnxError', 'INSTALL_HINT', 'DEFAULT_OPSET', 'OPSETS', 'require_onnx',
+           'export_onnx', 'read_metadata', 'onnx_session', 'compare_runtimes']
+
+INSTALL_HINT = "pip install -c constraints.txt -e '.[onnx]'"
+# mx2onnx's operator translations are written for opsets 12 and 13.
+OPSETS = (12, 13)
+DEFAULT_OPSET = 13
+_POOL_OP = '_contrib_AdaptiveAvgPooling2D'
+
+
+class OnnxError(ValueError):
+    """The ONNX packages are missing, or a network cannot be converted."""
+
+
+def require_onnx():
+    """Import and return ``(onnx, onnxruntime)``; :class:`OnnxError` says how to install."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as err:
+        raise OnnxError('ONNX export needs the onnx extra (%s): %s'
+                        % (INSTALL_HINT, err)) from None
+    return onnx, onnxruntime
+
+
+def _pool_matrix(inside, outside):
+    """``outside x inside`` averaging matrix of adaptive pooling along one axis.
+
+    Output ``i`` averages inputs ``floor(i * inside / outside)`` to
+    ``ceil((i + 1) * inside / outside) - 1``, MXNet's windows.
+    """
+    matrix = np.zeros((outside, inside), np.float32)
+    for i in range(outside):
+        start = (i * inside) // outside
+        stop = -(-((i + 1) * inside) // outside)
+        matrix[i, start:stop] = 1.0 / (stop - start)
+    return matrix
+
+
+def _adaptive_pool_converter(input_shapes, original):
+    """A converter of ``AdaptiveAvgPooling2D`` that knows each node's input shape.
+
+    Global pooling keeps MXNet's translation; a pooling to the input's own size is the
+    identity (Gather-Excite at its training resolution); any other size is two MatMuls
+    with constant averaging matrices, exact for every window layout.
+    """
+    from onnx import helper, numpy_helper
+
+    def convert(node, **kwargs):
+        name = node['name']
+        height, width = input_shapes[name][2:]
+        sizes = [int(s) for s in node.get('attrs', {}).get('output_size', '1')
+                 .strip('()[] ').replace(',', ' ').split()]
+        out_h, out_w = (sizes * 2)[:2]
+        if (out_h, out_w) == (1, 1):
+            return original(node, **kwargs)
+        source = node['inputs'][0]
+        data = kwargs['outputs_lookup'][source[0]][source[1]].name
+        if (out_h, out_w) == (height, width):
+            return [helper.make_node('Identity', [data], [name], name=name)]
+        rows, cols = name + '_rows', name + '_cols'
+        kwargs['initializer'].extend([
+            numpy_helper.from_array(_pool_matrix(height, out_h), rows),
+            numpy_helper.from_array(_pool_matrix(width, out_w).T.copy(), cols)])
+        return [helper.make_node('MatMul', [rows, data], [name + '_h'], name=name + '_h'),
+                helper.make_node('MatMul', [name + '_h', cols], [name], name=name)]
+    return convert
+
+
+def _pool_input_shapes(sym, input_shape):
+    """Input shape of every adaptive pooling node of ``sym``, by node name."""
+    shapes = {}
+    internals = sym.get_internals()
+    for node in json.loads(sym.tojson())['nodes']:
+        if node['op'] == _POOL_OP:
+            child = internals[node['name'] + '_output'].get_children()[0]
+            shapes[node['name']] = child.infer_shape(data=input_shape)[1][0]
+    return shapes
+
+
+@contextlib.contextmanager
+def _converters(sym, input_shape):
+    """mx2onnx with the pooling converter, and errors that name the failing layer."""
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+
+    registry = MXNetGraph.registry_
+    pools = {opset: registry.get(opset, {}).get(_POOL_OP) for opset in OPSETS}
+    convert_layer = MXNetGraph.convert_layer
+    shapes = _pool_input_shapes(sym, input_shape)
+
+    def named_errors(node, **kwargs):
+        try:
+            return convert_layer(node, **kwargs)
+        except Exception as err:  # any failure of a translation is about this layer
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise OnnxError('cannot convert layer %s (operator %s) to ONNX: %s'
+                            % (node['name'], node['op'], ' '.join(reason.split()))) from None
+    try:
+        for opset, original in pools.items():
+            registry.setdefault(opset, {})[_POOL_OP] = _adaptive_pool_converter(
+                shapes, original or pools[12])
+        MXNetGraph.convert_layer = staticmethod(named_errors)
+        yield MXNetGraph
+    finally:
+        MXNetGraph.convert_layer = staticmethod(convert_layer)
+        for opset, original in pools.items():
+            registry[opset][_POOL_OP] = original
+
+
+def export_onnx(net, path, input_shape, dynamic_batch=True, opset=DEFAULT_OPSET,
+                metadata=None):
+    """Write ``net`` as an ONNX model.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.HybridBlock
+        Initialized float32 network with one image input.
+    path : str
+        The ``.onnx`` file to write.
+    input_shape : tuple of int
+        ``N x 3 x H x W`` of the trace; H and W are fixed in the file.
+    dynamic_batch : bool, default True
+        Make the batch axis symbolic (``N``), so one file serves every batch size.
+    opset : {12, 13}, default 13
+    metadata : dict, optional
+        String keys and values stored in the model's ``metadata_props``.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Raises
+    ------
+    OnnxError
+        The ONNX packages are missing, ``opset`` is unsupported, or a layer has an
+        operator ONNX cannot express (the message names both).
+    """
+    onnx, _ = require_onnx()
+    if opset not in OPSETS:
+        raise OnnxError('opset %s is not supported; choose from %s'
+                        % (opset, ', '.join(map(str, OPSETS))))
+    input_shape = tuple(int(d) for d in input_shape)
+    with tempfile.TemporaryDirectory() as tmp:
+        symbol_file, params_file = export(net, os.path.join(tmp, 'net'), input_shape)
+        sym = mx.sym.load(symbol_file)
+        params = {key.split(':', 1)[1]: value
+                  for key, value in mx.nd.load(params_file).items()}
+    dynamic_shape = [(None,) + input_shape[1:]] if dynamic_batch else None
+    with warnings.catch_warnings(), _converters(sym, input_shape) as graph_class:
+        # onnx 1.15 deprecates the `onnx.mapping` that mx2onnx reads.
+        warnings.simplefilter('ignore', DeprecationWarning)
+        graph = graph_class().create_onnx_graph_proto(
+            sym, params, [input_shape], [onnx.TensorProto.FLOAT], opset_version=opset,
+            dynamic=dynamic_batch, dynamic_input_shapes=dynamic_shape)
+    model = onnx.helper.make_model(graph, producer_name='gluon_atac',
+                                   opset_imports=[onnx.helper.make_opsetid('', opset)])
+    weights = {tensor.name for tensor in model.graph.initializer}
+    inputs = [tensor for tensor in model.graph.input if tensor.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnx.helper.set_model_props(model, {str(k): str(v) for k, v in (metadata or {}).items()})
+    onnx.checker.check_model(model)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    onnx.save(model, path)
+    return path
+
+
+def read_metadata(path):
+    """``metadata_props`` of an ONNX file as a dict of strings."""
+    onnx, _ = require_onnx()
+    model = onnx.load(path, load_external_data=False)
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def onnx_session(path, threads=None):
+    """ONNX Runtime CPU session of ``path``.
+
+    Parameters
+    ----------
+    path : str
+    threads : int, optional
+        Intra-op threads; default ``OMP_NUM_THREADS`` if set (as MXNet uses), else ONNX
+        Runtime's own choice.
+    """
+    _, ort = require_onnx()
+    options = ort.SessionOptions()
+    threads = threads or int(os.environ.get('OMP_NUM_THREADS', '0') or 0)
+    if threads:
+        options.intra_op_num_threads = threads
+    # Idle threads that spin steal the cores from MXNet when both run in one process.
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def compare_runtimes(net, session, batch, rounds=3):
+    """Logits of MXNet and ONNX Runtime on one batch, and both runtimes' speed.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.HybridBlock
+        The exported network, run as MXNet runs it (native ATAC operators included).
+    session : onnxruntime.InferenceSession
+    batch : ndarray
+        float32 ``N x 3 x H x W`` images, preprocessed.
+    rounds : int, default 3
+        Timed passes per runtime, alternating; the best counts (load on the machine only
+        slows a pass down).
+
+    Returns
+    -------
+    dict
+        ``images``, ``max_abs_diff`` (logits), ``max_abs_logit`` (their scale),
+        ``top1_agreement`` and ``mxnet_images_per_sec`` / ``onnxruntime_images_per_sec``.
+    """
+    data = mx.nd.array(batch, ctx=parameter_context(net))
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(batch, np.float32)}
+    expected = net(data).asnumpy()
+    got = session.run(None, feed)[0]
+    speeds = [0.0, 0.0]
+    for _ in range(rounds):
+        for k, run in enumerate((lambda: net(data).wait_to_read(),
+                                 lambda: session.run(None, feed))):
+            tic = time.perf_counter()
+            run()
+            speeds[k] = max(speeds[k], len(batch) / (time.perf_counter() - tic))
+    return {'images': int(len(batch)),
+            'max_abs_diff': float(np.abs(expected - got).max()),
+            'max_abs_logit': float(np.abs(expected).max()),
+            'top1_agreement': float((expected.argmax(1) == got.argmax(1)).mean()),
+            'mxnet_images_per_sec': speeds[0], 'onnxruntime_images_per_sec': speeds[1]}
