@@ -15,7 +15,7 @@ $(STAMP): setup.py constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] <= (3, 11), "gluon_atac needs Python <= 3.11 (gluoncv imports distutils)"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,onnx]'
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -18,6 +18,7 @@ setup(
         "tqdm",
         "mlxtend",
     ],
-    extras_require={"test": ["pytest"]},
+    # onnx 1.15: newer releases drop onnx.mapping, which mxnet.onnx imports.
+    extras_require={"test": ["pytest"], "onnx": ["onnx==1.15.0", "onnxruntime==1.19.2"]},
     py_modules=["train_cifar", "train_imagenet"],
 )
