@@ -15,20 +15,13 @@ import re
 import mxnet as mx
 import numpy as np
 
-from .cli import add_architecture_flags, architecture_options
-from .data.imagenet import MEAN_RGB, STD_RGB, val_crop
+from .data.preprocessing import prepare_image, preprocessing_for
 from .errors import UsageError, cli_main
-from .data.loader import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD
-from .data.transforms import normalize
+from .evaluate import add_model_flags, model_options, resolve_model
 from .model_zoo import get_model
 from .nn import ChaATAC, gluon_graph
 
-__all__ = ['find_units', 'capture_gates', 'load_image', 'stage_of', 'plot_gates', 'main']
-
-# Normalization the model was trained with, by data set (0..1 scale).
-NORMALIZATION = {'cifar': (CIFAR_MEAN, CIFAR_STD), 'mnist5k': (MNIST_MEAN, MNIST_STD),
-                 'imagenet': (tuple(m / 255 for m in MEAN_RGB),
-                              tuple(s / 255 for s in STD_RGB))}
+__all__ = ['find_units', 'capture_gates', 'stage_of', 'plot_gates', 'main']
 
 
 def find_units(net, cls=ChaATAC):
@@ -86,32 +79,6 @@ def capture_gates(net, x):
         for handle in handles:
             handle.detach()
     return out, [(name, gates[name]) for name, _ in units]
-
-
-def load_image(path, input_size, dataset):
-    """Read an image and prepare it as the model's validation pipeline does.
-
-    For ``'cifar'`` and ``'mnist5k'`` models the image is resized to ``input_size``; for
-    ``'imagenet'`` models its short side is resized to ``input_size / 0.875`` and the
-    centre cropped. Then it is normalized as ``dataset`` was in training.
-
-    Returns
-    -------
-    (ndarray, NDArray)
-        The displayed uint8 ``H x W x 3`` image and the ``1 x 3 x H x W`` network input.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError('image not found: %s' % path)
-    try:
-        image = mx.image.imread(path)
-    except mx.base.MXNetError:
-        raise UsageError('cannot read %s as an image' % path) from None
-    if dataset == 'imagenet':
-        image = val_crop(input_size)(image)
-    else:
-        image = mx.image.imresize(image, input_size, input_size)
-    shown = image.asnumpy()
-    return shown, mx.nd.array(normalize(shown[None], *NORMALIZATION[dataset]))
 
 
 def stage_of(name):
@@ -192,31 +159,19 @@ def main(argv=None):
     """Write ``<out>/<image name>_gates.png`` for a trained model."""
     parser = argparse.ArgumentParser(prog='python -m gluon_atac.visualize',
                                      description=__doc__.split('\n')[0])
-    parser.add_argument('model', help='registered model name, e.g. cifar_resnet20_v2')
-    parser.add_argument('--params', required=True, help='.params file of the model')
+    add_model_flags(parser)
     parser.add_argument('--image', required=True, help='image file (jpg, png)')
     parser.add_argument('--out', required=True, help='folder for the PNG')
-    add_architecture_flags(parser)
-    parser.add_argument('--classes', type=int, default=None,
-                        help='default: read from the params file')
-    parser.add_argument('--input-size', type=int, default=None,
-                        help='default: 32 for CIFAR, 224 for ResNet')
-    parser.add_argument('--dataset', choices=sorted(NORMALIZATION), default=None,
-                        help='normalization of training (default: cifar for cifar_* '
-                        'models, imagenet otherwise)')
     args = parser.parse_args(argv)
     if not os.path.isfile(args.params):
         raise FileNotFoundError('params file not found: %s' % args.params)
-    cifar = args.model.lower().startswith('cifar')
-    size = args.input_size or (32 if cifar else 224)
-    kwargs = dict(architecture_options(args), classes=args.classes or
-                  _classes_in(args.params) or (10 if cifar else 1000))
-    if not cifar:
-        kwargs['input_size'] = size
-    dataset = args.dataset or ('cifar' if cifar else 'imagenet')
-    image, x = load_image(args.image, size, dataset)
-    net = get_model(args.model, pretrained=args.params, **kwargs)
-    out, gates = capture_gates(net, x)
+    resolve_model(args)
+    cifar_host = args.model.lower().startswith('cifar')
+    spec = preprocessing_for(args.dataset, args.input_size, args.crop_ratio)
+    image, x = prepare_image(args.image, spec)
+    options = model_options(args, _classes_in(args.params) or (10 if cifar_host else 1000))
+    net = get_model(args.model, pretrained=args.params, **options)
+    out, gates = capture_gates(net, mx.nd.array(x))
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.splitext(os.path.basename(args.image))[0]
     path = os.path.join(args.out, '%s_gates.png' % stem)

@@ -72,17 +72,3 @@ def test_bad_inputs_exit_with_one_line(tmp_path, image_file, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith('error: ') and message in err and '\n' not in err
-
-
-def test_images_are_normalized_as_the_training_data(image_file):
-    from gluon_atac.data.imagenet import preprocess_image
-    from gluon_atac.visualize import NORMALIZATION, load_image
-    for dataset, size in (('cifar', 32), ('mnist5k', 32), ('imagenet', 24)):
-        shown, x = load_image(image_file, size, dataset)
-        assert shown.shape == (size, size, 3) and x.shape == (1, 3, size, size)
-        mean, std = NORMALIZATION[dataset]
-        expected = (shown[..., 0] / 255.0 - mean[0]) / std[0]
-        np.testing.assert_allclose(x[0, 0].asnumpy(), expected, rtol=1e-5, atol=1e-5)
-    # ImageNet models see what the validation pipeline feeds them.
-    np.testing.assert_allclose(x.asnumpy(), preprocess_image(image_file, 24).asnumpy(),
-                               rtol=1e-5, atol=1e-5)

@@ -20,6 +20,7 @@ import os
 
 import mxnet as mx
 import numpy as np
+from mxnet.gluon.data.vision import transforms
 
 from .imagenet import MEAN_RGB, STD_RGB, val_resize
 from .loader import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD
@@ -111,13 +112,10 @@ def prepare_image(path, spec):
         image = mx.image.imread(path)
     except mx.base.MXNetError:
         raise ValueError('cannot read %s as an image' % path) from None
-    side = int(spec['resize_to'])
-    if spec['resize'] == 'short':
-        image = mx.image.resize_short(image, side)
-    else:
-        image = mx.image.imresize(image, side, side)
-    crop = int(spec['crop'])
-    image = mx.image.center_crop(image, (crop, crop))[0].asnumpy()
+    side, crop = int(spec['resize_to']), int(spec['crop'])
+    # Gluon's transforms, as the validation pipeline of folders resizes and crops.
+    image = transforms.CenterCrop(crop)(
+        transforms.Resize(side, keep_ratio=spec['resize'] == 'short')(image)).asnumpy()
     if spec['grayscale']:
         gray = np.round(image.astype(np.float32).mean(axis=2)).astype(np.uint8)
         image = np.repeat(gray[..., None], 3, axis=2)
