@@ -70,11 +70,14 @@ def test_export_of_an_original_file_gives_the_original_logits(open_atac_dir, tmp
                                atol=1e-4)
 
 
-def test_int8_is_close_and_reports_agreement_and_speed(setup, tmp_path, capsys):
+@pytest.mark.parametrize('calib', ['val.rec', 'val'])
+def test_int8_is_close_and_reports_agreement_and_speed(setup, tmp_path, capsys, calib):
+    # A record file (written with mx.recordio) or a class folder, whose loader processes
+    # hand out batches in shared memory.
     prefix = str(tmp_path / 'r18_int8')
     report = main(setup.flags + ['--out', prefix, '--quantize', 'int8', '--calib-data',
-                                 os.path.join(setup.data, 'val.rec'), '--calib-batches', '2',
-                                 '--batch-size', '4', '-j', '1'])
+                                 os.path.join(setup.data, calib), '--calib-batches', '2',
+                                 '--batch-size', '4', '-j', '2'])
     out = capsys.readouterr().out
     assert 'top-1 agreement' in out and 'speed-up' in out
     assert report['fp32']['images'] == report['int8']['images'] == 16
@@ -86,7 +89,7 @@ def test_int8_is_close_and_reports_agreement_and_speed(setup, tmp_path, capsys):
                                         prefix + '-0000.params')
     # The re-imported files compute what was measured (on the real images calibrated for).
     diff = max(np.abs(int8(x).asnumpy() - _reference(setup.params, x)).max()
-               for x, _ in val_batches(os.path.join(setup.data, 'val.rec'), 4, 32,
+               for x, _ in val_batches(os.path.join(setup.data, calib), 4, 32,
                                        num_workers=1))
     assert diff == pytest.approx(report['max_abs_diff'], rel=1e-3, abs=1e-4)
 
