@@ -1,0 +1,145 @@
+"""Inference throughput of the deployment runtimes: MXNet against ONNX Runtime.
+
+For every act type one network is built, hybridized with static memory (ATAC on its
+native operators, as :mod:`throughput` runs it) and exported to ONNX with
+:func:`gluon_atac.utils.onnx_export.export_onnx`; ONNX Runtime then runs that file with as
+many threads as MXNet has (``OMP_NUM_THREADS``). All networks live in one process and timed
+windows run interleaved (MXNet relu, ONNX relu, MXNet atac, ONNX atac, ...), so clock and
+cache drift hit all of them alike; the median window gives images/s. The ratio is ONNX
+Runtime over MXNet per act type, with the interquartile range of the per-window ratios.
+
+Examples
+--------
+::
+
+    OMP_NUM_THREADS=2 python benchmarks/deploy_throughput.py --model cifar_resnet20_v2 \\
+        --batch-size 128
+    OMP_NUM_THREADS=2 python benchmarks/deploy_throughput.py --model resnet50_v1b \\
+        --act-layers 2 --batch-size 16 --iters 3
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import mxnet as mx
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [_HERE, os.path.join(_HERE, os.pardir)]
+from throughput import build, quartiles  # noqa: E402  (paths set up above)
+from gluon_atac.utils.onnx_export import export_onnx, onnx_session  # noqa: E402
+
+
+def parse_args(argv=None):
+    """Command line of the benchmark (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--model', default='cifar_resnet20_v2')
+    p.add_argument('--act-types', default='relu,chaatac', help='comma separated')
+    p.add_argument('--batch-size', type=int, default=128)
+    p.add_argument('--input-size', type=int, default=None,
+                   help='default 32 for cifar_* models, 224 otherwise')
+    p.add_argument('--classes', type=int, default=None,
+                   help='default 100 for cifar_* models, 1000 otherwise')
+    p.add_argument('--r', type=int, default=2)
+    p.add_argument('--act-layers', type=int, default=None, help='host default if unset')
+    p.add_argument('--warmup', type=int, default=3, help='untimed iterations per runtime')
+    p.add_argument('--windows', type=int, default=7, help='timed windows per runtime')
+    p.add_argument('--iters', type=int, default=5, help='iterations per timed window')
+    p.add_argument('--json', default=None, help='write the results to this file')
+    return p.parse_args(argv)
+
+
+def runners(args, act, tmp):
+    """``{'mxnet': run, 'onnxruntime': run}`` for one act type; each run is one batch."""
+    net = build(args, act, mx.cpu())
+    shape = (args.batch_size, 3, args.input_size, args.input_size)
+    x = np.random.RandomState(0).uniform(-1, 1, shape).astype(np.float32)
+    data = mx.nd.array(x)
+    path = export_onnx(net, os.path.join(tmp, act + '.onnx'), (1,) + shape[1:])
+    session = onnx_session(path)
+    name = session.get_inputs()[0].name
+    return {'mxnet': lambda: net(data).wait_to_read(),
+            'onnxruntime': lambda: session.run(None, {name: x})}
+
+
+def timed(run, iters):
+    """Seconds for ``iters`` calls of ``run``."""
+    start = time.perf_counter()
+    for _ in range(iters):
+        run()
+    return time.perf_counter() - start
+
+
+def measure(args):
+    """Images/s per act type and runtime, interleaved windows, median of each."""
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {act: runners(args, act, tmp) for act in args.act_types}
+    order = [(act, runtime) for act in args.act_types for runtime in ('mxnet', 'onnxruntime')]
+    for act, runtime in order:
+        timed(runs[act][runtime], args.warmup)
+    windows = {key: [] for key in order}
+    for _ in range(args.windows):
+        for act, runtime in order:
+            seconds = timed(runs[act][runtime], args.iters)
+            windows[act, runtime].append(args.batch_size * args.iters / seconds)
+    results = {}
+    for act in args.act_types:
+        mxnet, onnx = windows[act, 'mxnet'], windows[act, 'onnxruntime']
+        results[act] = {'mxnet_images_per_s': statistics.median(mxnet),
+                        'onnxruntime_images_per_s': statistics.median(onnx),
+                        'onnx_over_mxnet': statistics.median(onnx) / statistics.median(mxnet),
+                        'paired_ratio_quartiles': quartiles(
+                            [o / m for o, m in zip(onnx, mxnet)]),
+                        'windows': {'mxnet': mxnet, 'onnxruntime': onnx}}
+    return results
+
+
+def cpu_name():
+    """The CPU model as ``lscpu`` names it (``unknown`` without lscpu)."""
+    try:
+        out = subprocess.run(['lscpu'], stdout=subprocess.PIPE, universal_newlines=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+    for line in out.splitlines():
+        if line.startswith('Model name:'):
+            return line.split(':', 1)[1].strip()
+    return 'unknown'
+
+
+def main(argv=None):
+    """Run the benchmark and print (and optionally save) the table."""
+    import onnxruntime
+
+    args = parse_args(argv)
+    cifar = args.model.lower().startswith('cifar')
+    args.input_size = args.input_size or (32 if cifar else 224)
+    args.classes = args.classes or (100 if cifar else 1000)
+    args.act_types = [a.strip() for a in args.act_types.split(',') if a.strip()]
+    report = {'model': args.model, 'batch_size': args.batch_size,
+              'input_size': args.input_size, 'act_layers': args.act_layers,
+              'omp_num_threads': os.environ.get('OMP_NUM_THREADS'), 'cpu': cpu_name(),
+              'mxnet': mx.__version__, 'onnxruntime': onnxruntime.__version__,
+              'windows': args.windows, 'iters': args.iters, 'throughput': measure(args)}
+    print('%s  batch %d  input %d  OMP_NUM_THREADS=%s  %s' % (
+        report['model'], report['batch_size'], report['input_size'],
+        report['omp_num_threads'], report['cpu']))
+    for act, row in report['throughput'].items():
+        q1, _, q3 = row['paired_ratio_quartiles']
+        print('  %-10s MXNet %8.1f img/s   ONNX Runtime %8.1f img/s   ratio %.2f '
+              '(paired windows %.2f-%.2f)' % (act, row['mxnet_images_per_s'],
+                                               row['onnxruntime_images_per_s'],
+                                               row['onnx_over_mxnet'], q1, q3))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
+if __name__ == '__main__':
+    main()

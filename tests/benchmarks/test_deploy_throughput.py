@@ -1,0 +1,26 @@
+"""The deployment benchmark runs end to end on a tiny configuration (no timing asserted)."""
+import json
+import os
+import runpy
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, 'benchmarks',
+                      'deploy_throughput.py')
+
+
+def test_tiny_run_reports_both_runtimes_and_json(tmp_path, capsys):
+    pytest.importorskip('onnxruntime')
+    bench = runpy.run_path(SCRIPT, run_name='deploy_throughput')
+    out = tmp_path / 'deploy.json'
+    bench['main'](['--model', 'cifar_resnet8_v2', '--batch-size', '2', '--input-size', '8',
+                   '--classes', '10', '--warmup', '1', '--windows', '2', '--iters', '1',
+                   '--json', str(out)])
+    report = json.loads(out.read_text())
+    assert set(report['throughput']) == {'relu', 'chaatac'}
+    for row in report['throughput'].values():
+        assert row['mxnet_images_per_s'] > 0 and row['onnxruntime_images_per_s'] > 0
+        assert row['onnx_over_mxnet'] == pytest.approx(
+            row['onnxruntime_images_per_s'] / row['mxnet_images_per_s'])
+        assert len(row['windows']['mxnet']) == len(row['windows']['onnxruntime']) == 2
+    assert 'ONNX Runtime' in capsys.readouterr().out
