@@ -31,22 +31,14 @@ import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.join(_HERE, os.pardir)]
-from throughput import build, quartiles  # noqa: E402  (paths set up above)
+from throughput import add_network_flags, build, quartiles  # noqa: E402  (paths set up above)
 from gluon_atac.utils.onnx_export import export_onnx, onnx_session  # noqa: E402
 
 
 def parse_args(argv=None):
     """Command line of the benchmark (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--model', default='cifar_resnet20_v2')
-    p.add_argument('--act-types', default='relu,chaatac', help='comma separated')
-    p.add_argument('--batch-size', type=int, default=128)
-    p.add_argument('--input-size', type=int, default=None,
-                   help='default 32 for cifar_* models, 224 otherwise')
-    p.add_argument('--classes', type=int, default=None,
-                   help='default 100 for cifar_* models, 1000 otherwise')
-    p.add_argument('--r', type=int, default=2)
-    p.add_argument('--act-layers', type=int, default=None, help='host default if unset')
+    add_network_flags(p)
     p.add_argument('--warmup', type=int, default=3, help='untimed iterations per runtime')
     p.add_argument('--windows', type=int, default=7, help='timed windows per runtime')
     p.add_argument('--iters', type=int, default=5, help='iterations per timed window')

@@ -35,9 +35,8 @@ from gluon_atac.nn import set_fused  # noqa: E402
 GLUON_SUFFIX = '-gluon'
 
 
-def parse_args(argv=None):
-    """Command line of the benchmark (see the module docstring)."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def add_network_flags(p):
+    """Flags of the networks :func:`build` makes (model, act types, batch, sizes)."""
     p.add_argument('--model', default='cifar_resnet20_v2')
     p.add_argument('--act-types', default='relu,chaatac',
                    help='comma separated; "<name>-gluon" disables the native ATAC operators')
@@ -48,6 +47,12 @@ def parse_args(argv=None):
                    help='default 100 for cifar_* models, 1000 otherwise')
     p.add_argument('--r', type=int, default=2)
     p.add_argument('--act-layers', type=int, default=None, help='host default if unset')
+
+
+def parse_args(argv=None):
+    """Command line of the benchmark (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_network_flags(p)
     p.add_argument('--ctx', default='cpu', help="'cpu' or 'gpu(0)'")
     p.add_argument('--mode', default='infer,train', help='infer, train or both')
     p.add_argument('--warmup', type=int, default=3, help='untimed iterations per model')

@@ -12,6 +12,7 @@ accuracy change and the speed-up (against the float network on MXNet's oneDNN ba
 are measured on all of ``--calib-data`` and written to ``PREFIX-report.json``.
 """
 import argparse
+import inspect
 import json
 import os
 import time
@@ -24,6 +25,7 @@ from ..data.imagenet import val_batches
 from ..data.preprocessing import describe, preprocessing_for
 from ..errors import UsageError, cli_main
 from ..evaluate import add_model_flags, load_model, resolve_model
+from ..model_zoo import CIFARResNetV2, resnet_v1b
 from ..nn import gluon_graph
 from ..training.engine.checkpoint import atomic_write
 from ..training.engine.evaluation import evaluate as topk_errors
@@ -133,11 +135,20 @@ def _format(report):
 
 
 def _card(args, net, shape):
-    """Model card of the exported network (architecture, classes, preprocessing)."""
+    """Model card of the exported network (architecture, classes, preprocessing).
+
+    Options left to the host (``act_layers``, ``attention``) are written as the values
+    the host used, so the card states the whole architecture.
+    """
     classes = net(mx.nd.zeros(shape, ctx=parameter_context(net))).shape[1]
-    return make_card(args.model, architecture_options(args, args.card), classes,
-                     args.dataset, preprocessing_for(args.dataset, args.input_size,
-                                                     args.crop_ratio))
+    host = (resnet_v1b if args.model.lower().startswith('resnet')
+            else CIFARResNetV2.__init__)
+    defaults = inspect.signature(host).parameters
+    options = architecture_options(args, args.card)
+    for key in ('act_layers', 'attention'):
+        options.setdefault(key, defaults[key].default)
+    return make_card(args.model, options, classes, args.dataset,
+                     preprocessing_for(args.dataset, args.input_size, args.crop_ratio))
 
 
 def _check_batch(args, shape):
