@@ -102,3 +102,15 @@ def test_disagreeing_runtimes_and_flags_are_one_line_each(run, tmp_path, capsys)
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith('error: ') and message in err[-1]
     assert err[0] == 'warning: --r 4 overrides 2 from the model card'
+
+
+def test_a_fixed_batch_and_opset_12(run, tmp_path):
+    import onnx
+    root, _, _, _ = run
+    report = export(['--params', str(root / 'run' / 'best.params'), '--out',
+                     str(tmp_path / 'fixed'), '--format', 'onnx', '--dynamic-batch', 'no',
+                     '--batch-size', '3', '--opset', '12'])
+    model = onnx.load(str(tmp_path / 'fixed.onnx'))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 3
+    assert model.opset_import[0].version == 12
+    assert report['passed'] and report['images'] == 3

@@ -179,9 +179,15 @@ def export_onnx_checked(args, net, shape, card):
     """
     metadata = card_to_metadata(card)
     metadata['description'] = json.dumps(describe(card['preprocessing']))
+    if not args.dynamic_batch:
+        # A fixed batch axis is fixed at --batch-size, the size the check runs.
+        shape = (args.batch_size,) + shape[1:]
     path = export_onnx(net, args.out + '.onnx', shape, dynamic_batch=args.dynamic_batch,
                        opset=args.opset, metadata=metadata)
     batch, source = _check_batch(args, shape)
+    if len(batch) != shape[0] and not args.dynamic_batch:
+        raise UsageError('--calib-data has %d images, fewer than the fixed batch of %d '
+                         '(--batch-size)' % (len(batch), shape[0]))
     report = compare_runtimes(net, onnx_session(path), batch)
     allowed = args.tolerance * max(1.0, report['max_abs_logit'])
     report.update(onnx=path, opset=args.opset, dynamic_batch=args.dynamic_batch,
@@ -235,7 +241,8 @@ def main(argv=None):
                         help='mxnet: PREFIX-symbol.json + PREFIX-0000.params; onnx: '
                              'PREFIX.onnx, checked against MXNet in ONNX Runtime')
     parser.add_argument('--dynamic-batch', choices=('yes', 'no'), default='yes',
-                        help='onnx: symbolic batch axis (default yes)')
+                        help='onnx: symbolic batch axis (default yes); no: fixed at '
+                             '--batch-size')
     parser.add_argument('--opset', type=int, choices=OPSETS, default=DEFAULT_OPSET,
                         help='onnx: operator set (default %(default)s)')
     parser.add_argument('--tolerance', type=float, default=1e-4,
