@@ -18,6 +18,7 @@ network (ResNet hosts also take ``input_size=card['preprocessing']['input_size']
 The same fields, flattened to strings, are an ONNX file's ``metadata_props``
 (:func:`card_to_metadata`, :func:`card_from_metadata`).
 """
+import importlib.metadata
 import json
 import os
 
@@ -54,8 +55,6 @@ def card_path(path):
 
 def make_card(model_name, options, classes, dataset, preprocessing):
     """A card as a dict; see :func:`write_model_card` for the parameters."""
-    from .. import __version__
-
     options = {key: value for key, value in dict(options).items()
                if key not in ('classes', 'input_size')}
     try:
@@ -67,7 +66,17 @@ def make_card(model_name, options, classes, dataset, preprocessing):
                              % ', '.join(bad)) from None
     return {'format': CARD_FORMAT, 'model': str(model_name), 'options': options,
             'classes': int(classes), 'dataset': str(dataset),
-            'preprocessing': dict(preprocessing), 'gluon_atac_version': __version__}
+            'preprocessing': dict(preprocessing), 'gluon_atac_version': _version()}
+
+
+def _version():
+    """The installed gluon_atac's version (read from the package metadata, not the
+    package root, which this layer may not import); ``unknown`` for a source tree that
+    was never installed."""
+    try:
+        return importlib.metadata.version('gluon_atac')
+    except importlib.metadata.PackageNotFoundError:
+        return 'unknown'
 
 
 def _is_json(value):
