@@ -15,9 +15,11 @@ import numpy as np
 from mxnet import gluon
 
 from ..data import DATASETS, eval_loader, get_dataset, train_loader
+from ..data.preprocessing import preprocessing_for
 from ..errors import UsageError, cli_main
 from ..model_zoo import get_model, load_parameters
 from ..nn import canonical_name
+from ..utils.model_card import write_model_card
 from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
 from .engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
@@ -304,6 +306,10 @@ def run(args):
     _log_data(args, data, logger)
     net = _build_net(args, data.classes, ctx, logger)
     if not args.eval_only:
+        # The architecture travels with the weights: evaluate, export, visualize and
+        # classify read it, so nobody has to restate --useReLU and friends.
+        write_model_card(files.save_dir, args.zoo_name, model_spec(args, data.classes),
+                         data.classes, args.dataset, preprocessing_for(args.dataset))
         return _fit(args, net, data, ctx, files, logger)
     _restore(args, net, None, ctx, logger)
     val_acc = evaluate(net, eval_loader(data, args.batch_size * len(ctx), args.num_workers),

@@ -22,6 +22,8 @@ from ..errors import UsageError, cli_main
 from ..model_zoo import get_model, get_model_list, load_parameters
 from ..nn import canonical_name, group_norm
 from ..utils.counting import count_params
+from ..data.preprocessing import preprocessing_for
+from ..utils.model_card import write_model_card
 from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
 from .engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
@@ -210,11 +212,27 @@ def _load_pretrained(net, args, ctx):
     load_parameters(net, path, ctx=ctx)
 
 
+def architecture(args):
+    """``get_model`` keyword arguments of the network ``args`` describe."""
+    return dict(classes=args.classes, act_type=args.act_type, r=args.r,
+                act_layers=args.act_layers, use_global=args.use_global,
+                use_relu=not args.no_relu, last_gamma=args.last_gamma,
+                attention=args.attention, input_size=args.input_size)
+
+
+def _write_card(args, logger):
+    """``model.json`` beside the run's parameter files (rank 0)."""
+    if args.use_gn:
+        logger.warning('--use-gn: no model.json is written (a card cannot name the norm '
+                       'layer); give the architecture flags when evaluating')
+        return
+    write_model_card(args.save_dir, args.model.lower(), architecture(args), args.classes,
+                     'imagenet', preprocessing_for('imagenet', args.input_size,
+                                                   args.crop_ratio))
+
+
 def _build_net(args, ctx, logger):
-    options = dict(classes=args.classes, act_type=args.act_type, r=args.r,
-                   act_layers=args.act_layers, use_global=args.use_global,
-                   use_relu=not args.no_relu, last_gamma=args.last_gamma,
-                   attention=args.attention, input_size=args.input_size)
+    options = architecture(args)
     if args.use_gn:
         options['norm_layer'] = group_norm
     net = get_model(args.model, **options)
@@ -403,6 +421,8 @@ def run(args):
     trainer.optimizer.num_update = done * plan['updates']
     files = RunFiles(args.save_dir, 'imagenet', checkpoint_tag(args.model, args.act_type),
                      args.logging_file)
+    if rank0:
+        _write_card(args, logger)
     state = {'best_err': best_err, 'best_epoch': None, 'schedule': schedule,
              'metrics': MetricsLog(files.metrics, resume_epoch=done) if rank0 else None}
     loss_fn = build_loss(not (args.label_smoothing or args.mixup), teacher is not None,

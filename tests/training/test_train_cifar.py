@@ -127,3 +127,17 @@ def test_published_command_runs_one_short_epoch(tmp_path, data_dirs):
     assert '316160 params' in log
     records = [json.loads(line) for line in open(str(save_dir / 'metrics.jsonl'))]
     assert [r['epoch'] for r in records] == [1] and records[0]['lr'] == pytest.approx(0.2)
+
+
+def test_the_trained_model_evaluates_without_architecture_flags(tmp_path, data_dirs):
+    # The original's --useReLU is off unless given; the model card carries that to the
+    # evaluate command, whose own default is the inner ReLU.
+    from gluon_atac.evaluate import main as evaluate_main
+    result = _train(tmp_path, data_dirs['cifar10', 'bin'], '--act-type', 'atac',
+                    '--num-epochs', '1')
+    card = json.loads((tmp_path / 'model.json').read_text())
+    assert card['model'] == 'cifar_resnet8_v2' and card['classes'] == 10
+    assert card['options']['use_relu'] is False and card['options']['act_type'] == 'atac'
+    evaluated = evaluate_main(['--params', str(tmp_path / 'best.params'), '--dataset',
+                               'cifar10', '--data', data_dirs['cifar10', 'bin'], '-j', '0'])
+    assert 1 - evaluated['top1_err'] == pytest.approx(result['best_val_acc'], abs=1e-9)
