@@ -232,27 +232,32 @@ def _write_card(args, logger):
 
 
 def _build_net(args, ctx, logger):
+    """The host, initialized, cast to ``--dtype``, then loaded, hybridized last.
+
+    The original cast before loading, so a file (float16 from the published run, or
+    float32) is read into the dtype the run computes in.
+    """
     options = architecture(args)
     if args.use_gn:
         options['norm_layer'] = group_norm
     net = get_model(args.model, **options)
     seed_everything(args.seed)
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
-    if 'dist' in args.kv_store:
-        # One imperative pass finishes deferred initialization, so the trainer can hand
-        # every weight to the kvstore before the first step (see broadcast_weights).
-        for device in ctx:
-            net(mx.nd.zeros((1, 3, args.input_size, args.input_size), ctx=device))
-    if args.use_pretrained:
-        _load_pretrained(net, args, ctx)
-    if args.resume_params:
-        load_parameters(net, args.resume_params, ctx=ctx)
     shape = (1, 3, args.input_size, args.input_size)
     logger.info('model %s act=%s r=%d act_layers=%d: %s params', args.model, args.act_type,
                 args.r, args.act_layers, '{:,}'.format(count_params(net, shape)['total']))
     if args.summary:
         net.summary(mx.nd.zeros(shape, ctx=ctx[0]))
     net.cast(args.dtype)
+    if 'dist' in args.kv_store:
+        # One imperative pass finishes deferred initialization, so the trainer can hand
+        # every weight to the kvstore before the first step (see broadcast_weights).
+        for device in ctx:
+            net(mx.nd.zeros(shape, ctx=device, dtype=args.dtype))
+    if args.use_pretrained:
+        _load_pretrained(net, args, ctx)
+    if args.resume_params:
+        load_parameters(net, args.resume_params, ctx=ctx)
     if args.no_wd:
         for param in net.collect_params('.*beta|.*gamma|.*bias').values():
             param.wd_mult = 0.0

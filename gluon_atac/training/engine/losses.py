@@ -119,7 +119,8 @@ def build_teacher(name, params, classes, ctx, dtype='float32'):
         except ValueError:
             raise UsageError('unknown teacher %r: not a gluon_atac or GluonCV model name'
                              % name) from None
-    load_parameters(teacher, params, ctx=ctx)
+    # Cast first, as the original: the file is read into the dtype the teacher runs in.
     teacher.cast(dtype)
+    load_parameters(teacher, params, ctx=ctx)
     teacher.hybridize(static_alloc=True, static_shape=True)
     return teacher
