@@ -130,9 +130,12 @@ class ChaATAC(nn.HybridBlock):
             return False
         conv1, bn1, conv2, bn2 = self._layers()
         for bn in (bn1, bn2):
+            # Other norm layers (GroupNorm) have no BatchNorm _kwargs: test the type first.
+            if type(bn) is not nn.BatchNorm:
+                return False
             kw = bn._kwargs
-            if (type(bn) is not nn.BatchNorm or kw.get('axis', 1) != 1 or kw['fix_gamma']
-                    or kw['use_global_stats'] or bn.beta.grad_req == 'null'):
+            if (kw.get('axis', 1) != 1 or kw['fix_gamma'] or kw['use_global_stats']
+                    or bn.beta.grad_req == 'null'):
                 return False
         for param in (conv1.weight, bn1.gamma, bn1.beta, conv2.weight, bn2.gamma, bn2.beta):
             # the native backward writes its gradients: accumulation ('add') needs Gluon
