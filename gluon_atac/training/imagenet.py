@@ -305,20 +305,24 @@ def _data_plan(args, kv, ctx, logger):
 
 
 def _batch_preparation(args, epoch, teacher, rng):
-    """The per-batch targets (label smoothing, mixup) and teacher outputs of ``epoch``."""
-    eta = SMOOTHING if args.label_smoothing else 0.0
-    soft = None
-    if teacher is not None:
-        def soft(x):
-            return mx.nd.softmax(teacher(x).astype('float32') / args.temperature)
+    """The per-device targets (label smoothing, mixup) and teacher outputs of ``epoch``.
 
-    def prepare(data, label):
+    Mixup draws one weight per batch and mixes each device's slice with its own reverse,
+    as GluonCV's ``train_imagenet.py`` does: the pairs are those of the slices, not of
+    the whole batch, which changes nothing in expectation (batches are shuffled).
+    """
+    eta = SMOOTHING if args.label_smoothing else 0.0
+
+    def prepare(xs, ys):
         lam = mixup_lambda(rng, args.mixup_alpha, epoch - 1, args.num_epochs,
                            args.mixup_off_epoch) if args.mixup else None
         if lam is not None and lam != 1.0:
-            data = lam * data + (1 - lam) * data[::-1]
-        target = training_targets(label, args.classes, eta, lam)
-        return data.astype(args.dtype, copy=False), target, soft
+            xs = [lam * x + (1 - lam) * x[::-1] for x in xs]
+        xs = [x.astype(args.dtype, copy=False) for x in xs]
+        targets = [training_targets(y, args.classes, eta, lam) for y in ys]
+        soft = None if teacher is None else [
+            mx.nd.softmax(teacher(x).astype('float32') / args.temperature) for x in xs]
+        return xs, targets, soft
     return prepare
 
 
@@ -345,7 +349,10 @@ def _build_trainer(args, net, kv, plan):
                                                            native=on_servers)}
     if args.dtype == 'float16':
         optimizer_params['multi_precision'] = True
-    trainer = gluon.Trainer(net.collect_params(), 'nag', optimizer_params, kvstore=kv,
+    # As GluonCV: a kvstore name for one machine, so the Trainer keeps none for a single
+    # device; the distributed kvstore object is shared with the batch plan and broadcast.
+    trainer = gluon.Trainer(net.collect_params(), 'nag', optimizer_params,
+                            kvstore=kv if 'dist' in kv.type else kv.type,
                             update_on_kvstore=on_servers)
     if 'dist' in kv.type and not on_servers:
         broadcast_weights(trainer, kv)

@@ -1,7 +1,9 @@
 """One training epoch over a data-parallel batch stream, shared by both recipes."""
 import time
 
-from mxnet import autograd, gluon
+import mxnet as mx
+import numpy as np
+from mxnet import autograd
 
 from .devices import split_batch
 
@@ -11,21 +13,53 @@ __all__ = ['EpochStats', 'train_epoch']
 class EpochStats(object):
     """Running loss and top-1 error of an epoch's training batches.
 
+    The sums stay on the devices (float64, so long epochs add up as exactly as Python
+    floats would) and are read back only when :attr:`loss`, :attr:`accuracy`,
+    :attr:`loss_sum` or :attr:`correct` is asked for: a read waits for every queued step,
+    so the loop itself never does.
+
     Attributes
     ----------
-    loss_sum : float
-        Sum of the per-sample losses.
-    correct : float
-        Samples whose arg-max output is their (unmixed) label.
     samples : int
     seconds : float
-        Wall time of the epoch's training steps, set when the epoch ends.
+        Wall time of the epoch's training steps, set by :meth:`finish`.
     """
 
     def __init__(self):
-        self.loss_sum, self.correct, self.samples = 0.0, 0.0, 0
+        self.samples = 0
         self.started = time.time()
         self.seconds = None
+        # Per device: NDArray sums of the losses and of the correct predictions.
+        self._sums = {}
+        self._final = None
+
+    def add(self, losses, outputs, labels):
+        """Queue one step's per-device losses, outputs and hard labels into the sums."""
+        for loss, out, label in zip(losses, outputs, labels):
+            hits = out.argmax(axis=1) == label.astype('float32')
+            step = mx.nd.concat(loss.sum(), hits.sum(), dim=0).astype('float64')
+            total = self._sums.get(loss.context)
+            self._sums[loss.context] = step if total is None else total + step
+
+    def finish(self):
+        """End the epoch: wait for its steps, read the sums once, and time it."""
+        self._final = self._totals()
+        self.seconds = time.time() - self.started
+
+    def _totals(self):
+        if self._final is not None:
+            return self._final
+        return sum((s.asnumpy() for s in self._sums.values()), np.zeros(2))
+
+    @property
+    def loss_sum(self):
+        """Sum of the per-sample losses."""
+        return float(self._totals()[0])
+
+    @property
+    def correct(self):
+        """Samples whose arg-max output is their (unmixed) label."""
+        return float(self._totals()[1])
 
     @property
     def loss(self):
@@ -62,12 +96,13 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
     bar : tqdm.tqdm
         Progress bar advanced by each batch's size.
     prepare : callable, optional
-        ``prepare(data, label) -> (data, target, extras)``: augmentation of the batch as a
-        whole (mixup, label smoothing) before it is split; ``extras`` is a function of a
-        device slice giving the extra loss arguments (or ``None``). Default: the label is
-        the target.
+        ``prepare(xs, ys) -> (xs, targets, soft)`` on the lists of device slices of a
+        batch: augmentation per device, as GluonCV does (mixup, label smoothing), and the
+        extra loss argument of each slice (a list, or ``None``). Default: the labels are
+        the targets.
     on_step : callable, optional
-        ``on_step(i, stats)`` after step ``i`` (0-based), e.g. periodic logging.
+        ``on_step(i, stats)`` after step ``i`` (0-based), e.g. periodic logging. Reading
+        the statistics waits for the queued steps; read them once per log interval.
 
     Returns
     -------
@@ -75,24 +110,20 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
     """
     stats = EpochStats()
     for i, (data, label) in enumerate(batches):
-        data, target, extras = prepare(data, label) if prepare else (data, label, None)
-        xs, ts = split_batch(data, target, ctx)
-        hard = gluon.utils.split_and_load(label, [x.context for x in xs], even_split=False)
-        soft = [extras(x) for x in xs] if extras else None
+        xs, hard = split_batch(data, label, ctx)
+        xs, targets, soft = prepare(xs, hard) if prepare else (xs, hard, None)
         with autograd.record():
             outputs = [net(x).astype('float32', copy=False) for x in xs]
             if soft is None:
-                losses = [loss_fn(o, t) for o, t in zip(outputs, ts)]
+                losses = [loss_fn(o, t) for o, t in zip(outputs, targets)]
             else:
-                losses = [loss_fn(o, t, s) for o, t, s in zip(outputs, ts, soft)]
+                losses = [loss_fn(o, t, s) for o, t, s in zip(outputs, targets, soft)]
         autograd.backward(losses)
         trainer.step(step_batch)
-        stats.loss_sum += sum(loss.sum().asscalar() for loss in losses)
-        stats.correct += sum((o.argmax(axis=1) == h.astype('float32')).sum().asscalar()
-                             for o, h in zip(outputs, hard))
+        stats.add(losses, outputs, hard)
         stats.samples += data.shape[0]
         bar.update(data.shape[0])
         if on_step:
             on_step(i, stats)
-    stats.seconds = time.time() - stats.started
+    stats.finish()
     return stats
