@@ -23,7 +23,7 @@ from ..utils.model_card import write_model_card
 from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
 from .engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
-from .engine.devices import devices_with_notes, fitting_batch_size
+from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
 from .engine.evaluation import evaluate, model_costs
 from .engine.logs import setup_logging
 from .engine.loop import train_epoch
@@ -261,6 +261,8 @@ def _fit(args, net, data, ctx, files, logger):
                        enabled=not args.no_progress)
         stats = train_epoch(net, trainer, loader, ctx, loss_fn, batch_size, bar)
         bar.close()
+        # The score logged, the best file and the checkpoint then hold the same statistics.
+        average_running_stats(net)
         val_acc = evaluate(net, val_data, ctx)['top1_acc']
         state['epoch'] = epoch
         state['lr_decay_count'] = sum(1 for d in args.decay_epochs if d < epoch)

@@ -27,7 +27,7 @@ from ..utils.model_card import write_model_card
 from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
 from .engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
-from .engine.devices import devices_with_notes, fitting_batch_size
+from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
 from .engine.distributed import (batch_plan, broadcast_weights, create_kvstore,
                                  exit_like_a_worker)
 from .engine.evaluation import evaluate
@@ -455,6 +455,8 @@ def run(args):
                             prepare=_batch_preparation(args, epoch, teacher, rng),
                             on_step=_step_logger(args, epoch, trainer, plan, logger))
         bar.close()
+        # The score logged and every file written then hold the same statistics.
+        average_running_stats(net)
         if rank0:
             _validate_and_save(args, epoch, net, savable, files, plan, state, stats, ctx,
                                logger)

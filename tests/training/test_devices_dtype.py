@@ -1,5 +1,6 @@
 """Multi-device and float16 paths of the recipes, proved on CPU contexts."""
 import logging
+import os
 
 import mxnet as mx
 import numpy as np
@@ -8,11 +9,12 @@ from mxnet import gluon
 
 from gluon_atac import ops
 from gluon_atac.data import write_cifar
-from gluon_atac.data.imagenet import write_synthetic_imagenet
-from gluon_atac.model_zoo import get_model
+from gluon_atac.data.imagenet import val_batches, write_synthetic_imagenet
+from gluon_atac.model_zoo import get_model, load_parameters
 from gluon_atac.training import cifar
 from gluon_atac.training import imagenet as train
-from gluon_atac.training.engine.devices import split_batch
+from gluon_atac.training.engine.devices import average_running_stats, split_batch
+from gluon_atac.training.engine.evaluation import evaluate
 from gluon_atac.training.engine.losses import mixup_lambda, training_targets
 
 SMALL = ['--model', 'resnet18_v1b', '--classes', '4', '--input-size', '32']
@@ -140,3 +142,54 @@ def test_mixup_mixes_each_device_slice_with_its_own_reverse():
                                    x.asnumpy()[::-1], rtol=1e-6)
         np.testing.assert_allclose(t.asnumpy(), training_targets(y, 4, 0.0, lam).asnumpy(),
                                    rtol=1e-6)
+
+
+def test_running_statistics_are_averaged_over_the_devices(unfused):
+    ctx = [mx.cpu(0), mx.cpu(1)]
+    net = get_model('cifar_resnet8_v2', classes=10, act_type='ChaATAC')
+    net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+    # MXNet 1.9 updates the running statistics in BatchNorm's backward pass.
+    with mx.autograd.record():
+        losses = [net(mx.nd.random.uniform(0, scale, (4, 3, 32, 32), ctx=device)).sum()
+                  for scale, device in zip((1, 5), ctx)]
+    mx.autograd.backward(losses)
+    stats = net.collect_params('.*running_mean|.*running_var').values()
+    before = {p.name: [d.asnumpy() for d in p.list_data()] for p in stats}
+    assert any(not np.array_equal(*copies) for copies in before.values())
+    assert average_running_stats(net) == len(before)
+    for param in stats:
+        first, second = (d.asnumpy() for d in param.list_data())
+        assert np.array_equal(first, second)
+        np.testing.assert_allclose(first, np.mean(before[param.name], axis=0), rtol=1e-6)
+    x = mx.nd.random.uniform(shape=(2, 3, 32, 32))
+    outputs = [net(x.as_in_context(device)).asnumpy() for device in ctx]
+    assert np.array_equal(*outputs)
+
+
+def test_cifar_best_params_reproduce_the_logged_score_on_two_devices(tmp_path, tiny_cifar,
+                                                                     unfused):
+    flags = ['--dataset', 'cifar10', '--data-dir', tiny_cifar, '--blocks', '1',
+             '--batch-size', '16', '--no-progress', '--mode', 'hybrid']
+    result = cifar.main(flags + ['--save-dir', str(tmp_path), '--num-epochs', '2',
+                                 '--gpus', '0,1'])
+    logged = max(r['val_acc'] for r in result['records'])
+    best = str(tmp_path / 'best.params')
+    for gpus in ('0,1', ''):
+        again = cifar.main(flags + ['--save-dir', str(tmp_path / 'eval'), '--eval-only',
+                                    '--resume-from', best, '--gpus', gpus])
+        assert again['val_acc'] == logged == result['best_val_acc']
+
+
+def test_imagenet_best_params_reproduce_the_logged_score_on_two_devices(
+        tmp_path, tiny_imagenet, unfused):
+    result = train.run(imagenet_args(tiny_imagenet, tmp_path, '--num-epochs', '2',
+                                     '--gpus', '0,1'))
+    logged = [r for r in result['records'] if r['epoch'] == result['best_epoch']][0]
+    best = [f for f in os.listdir(tmp_path) if f.endswith('-best.params')]
+    assert len(best) == 1
+    net = get_model('resnet18_v1b', classes=4, input_size=32)
+    load_parameters(net, str(tmp_path / best[0]))
+    scored = evaluate(net, val_batches(os.path.join(tiny_imagenet, 'val'), 4, 32, 0.875, 0),
+                      mx.cpu())
+    assert scored['top1_err'] == logged['val_top1_err']
+    assert scored['top5_err'] == logged['val_top5_err']

@@ -7,7 +7,8 @@ from mxnet import gluon
 
 from ...errors import UsageError
 
-__all__ = ['parse_devices', 'devices_with_notes', 'split_batch', 'fitting_batch_size']
+__all__ = ['parse_devices', 'devices_with_notes', 'split_batch', 'average_running_stats',
+           'fitting_batch_size']
 
 
 def parse_devices(spec, num_gpus=None):
@@ -86,6 +87,38 @@ def split_batch(data, label, ctx):
     ctx = ctx[:max(1, min(len(ctx), data.shape[0]))]
     return (gluon.utils.split_and_load(data, ctx, even_split=False),
             gluon.utils.split_and_load(label, ctx, even_split=False))
+
+
+def average_running_stats(net):
+    """Give every device the mean of the devices' BatchNorm running statistics.
+
+    Each device updates its running mean and variance from its own slices, so the copies
+    drift apart; evaluation splits batches over the devices while ``save_parameters``
+    writes the first device's copy. Averaging before each evaluation and save makes the
+    logged score the score of the saved file, on any number of devices.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+
+    Returns
+    -------
+    int
+        Statistics averaged (0 on one device).
+    """
+    averaged = 0
+    for param in net.collect_params('.*running_mean|.*running_var').values():
+        copies = param.list_data()
+        if len(copies) < 2:
+            continue
+        first = copies[0].context
+        mean = mx.nd.add_n(*[c.as_in_context(first) for c in copies]) / len(copies)
+        # In place: Parameter.set_data would make a Trainer that updates on the kvstore
+        # re-create it, dropping the optimizer's momentum.
+        for copy in copies:
+            copy[:] = mean
+        averaged += 1
+    return averaged
 
 
 def fitting_batch_size(per_device, images, devices, logger, workers=1):
