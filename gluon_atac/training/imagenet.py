@@ -244,16 +244,16 @@ def _build_net(args, ctx, logger):
     seed_everything(args.seed)
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
     shape = (1, 3, args.input_size, args.input_size)
+    if 'dist' in args.kv_store:
+        # One imperative pass finishes deferred initialization, so the trainer can hand
+        # every weight to the kvstore before the first step (see broadcast_weights).
+        for device in ctx:
+            net(mx.nd.zeros(shape, ctx=device))
     logger.info('model %s act=%s r=%d act_layers=%d: %s params', args.model, args.act_type,
                 args.r, args.act_layers, '{:,}'.format(count_params(net, shape)['total']))
     if args.summary:
         net.summary(mx.nd.zeros(shape, ctx=ctx[0]))
     net.cast(args.dtype)
-    if 'dist' in args.kv_store:
-        # One imperative pass finishes deferred initialization, so the trainer can hand
-        # every weight to the kvstore before the first step (see broadcast_weights).
-        for device in ctx:
-            net(mx.nd.zeros(shape, ctx=device, dtype=args.dtype))
     if args.use_pretrained:
         _load_pretrained(net, args, ctx)
     if args.resume_params:
