@@ -95,14 +95,36 @@ def _read_binary(path, dataset):
     return images, {'coarse_labels': raw[:, 0], 'fine_labels': raw[:, 1]}
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what the official python batches hold (dicts, lists, bytes, str, numbers
+    and numpy arrays) and refuses any other class or function, so a hostile file cannot
+    run code."""
+
+    # numpy >= 2 names its internals numpy._core.
+    _ALLOWED = {(module, name) for core in ('numpy.core', 'numpy._core')
+                for module, name in ((core + '.multiarray', '_reconstruct'),
+                                     (core + '.multiarray', 'scalar'))} | {
+        ('numpy', 'ndarray'), ('numpy', 'dtype'),
+        # How Python 3 writes bytes at pickle protocol 2 (write_cifar's files).
+        ('_codecs', 'encode')}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise DataError('refusing to unpickle %s.%s: CIFAR batches hold only lists, '
+                            'bytes and numpy arrays' % (module, name))
+        return super(_BatchUnpickler, self).find_class(module, name)
+
+
 def _read_pickle(path, dataset):
     try:
         with open(path, 'rb') as handle:
-            batch = pickle.load(handle, encoding='bytes')
+            batch = _BatchUnpickler(handle, encoding='bytes').load()
         batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
         images = np.asarray(batch['data'], dtype=np.uint8).reshape(-1, _PIXELS)
         keys = ['labels'] if dataset == 'cifar10' else ['coarse_labels', 'fine_labels']
         labels = {k: np.asarray(batch[k], dtype=np.int64).reshape(-1) for k in keys}
+    except DataError as err:
+        raise DataError('%s: %s' % (path, err)) from None
     except Exception as err:  # any unpickling failure means the file is unusable
         raise DataError('%s is truncated or malformed: %s: %s'
                         % (path, type(err).__name__, err)) from None
