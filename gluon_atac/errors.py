@@ -9,8 +9,11 @@ import sys
 
 import mxnet as mx
 
-__all__ = ['UsageError', 'DataError', 'ParamsMismatchError', 'CheckpointError', 'one_line',
-           'cli_main']
+__all__ = ['UsageError', 'DataError', 'ParamsMismatchError', 'CheckpointError', 'WriteError',
+           'DivergenceError', 'DIVERGENCE_EXIT', 'one_line', 'cli_main']
+
+# Exit status of a run stopped by a non-finite loss; 2 stays bad input.
+DIVERGENCE_EXIT = 3
 
 
 class UsageError(Exception):
@@ -27,6 +30,14 @@ class ParamsMismatchError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated or not a gluon_atac checkpoint."""
+
+
+class WriteError(ValueError):
+    """A file could not be written (disk full, I/O error); the previous one is kept."""
+
+
+class DivergenceError(ArithmeticError):
+    """Training produced a non-finite loss; the message says where and what is kept."""
 
 
 # Errors that describe bad input; anything else is a bug and keeps its traceback.
@@ -49,11 +60,15 @@ def one_line(err):
 
 
 def cli_main(func):
-    """Wrap a ``main(argv)`` so bad input exits 2 with ``error: <one line>``."""
+    """Wrap a ``main(argv)`` so bad input exits 2 with ``error: <one line>``, and a
+    diverged run exits :data:`DIVERGENCE_EXIT` with one line."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except DivergenceError as err:
+            print('error: %s' % one_line(err), file=sys.stderr)
+            sys.exit(DIVERGENCE_EXIT)
         except _USER_ERRORS as err:
             print('error: %s' % one_line(err), file=sys.stderr)
             sys.exit(2)

@@ -16,20 +16,21 @@ from mxnet import gluon
 
 from ..data import DATASETS, eval_loader, get_dataset, train_loader
 from ..data.preprocessing import preprocessing_for
-from ..errors import UsageError, cli_main
+from ..errors import DivergenceError, UsageError, cli_main
 from ..model_zoo import get_model, load_parameters
 from ..nn import canonical_name
 from ..utils.model_card import write_model_card
 from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
-from .engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .engine.checkpoint import (atomic_write, is_checkpoint, load_checkpoint, pause_point,
+                                save_checkpoint)
 from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
 from .engine.evaluation import evaluate, model_costs
 from .engine.logs import setup_logging
-from .engine.loop import train_epoch
+from .engine.loop import NonFiniteLoss, train_epoch
 from .engine.metrics import MetricsLog, plot_history
 from .engine.progress import progress
-from .engine.run_files import RunFiles
+from .engine.run_files import RunFiles, RunLock
 from .engine.schedule import step_lr
 
 __all__ = ['build_parser', 'parse_args', 'model_spec', 'run', 'main']
@@ -40,8 +41,6 @@ _MODEL_KEYS = ('dataset', 'coarse_labels', 'zoo_name', 'act_type', 'r', 'useReLU
                'useGlobal', 'act_layers', 'attention')
 _RUN_KEYS = _MODEL_KEYS + ('seed', 'batch_size', 'gpus', 'lr', 'lr_decay', 'decay_epochs',
                            'wd', 'momentum')
-# First bytes of a pickle (protocol >= 2): checkpoints; .params files start otherwise.
-_PICKLE_MAGIC = b'\x80'
 
 
 def build_parser():
@@ -86,7 +85,8 @@ def build_parser():
                                         help="GPU ids like '0,1'; empty: the CPU")
     out = groups['outputs']
     out.add_argument('--save-period', type=int, default=10,
-                     help='write checkpoint.ckpt every N epochs (and at the end)')
+                     help='also keep cifar-<model>-<epoch>.params every N epochs '
+                          '(checkpoint.ckpt is rewritten after every epoch)')
     out.add_argument('--resume-from', default=None,
                      help='checkpoint.ckpt to continue, or a .params file (weights only)')
     out.add_argument('--save-plot-dir', default=None,
@@ -200,9 +200,7 @@ def _restore(args, net, trainer, ctx, logger):
         return state
     if not os.path.isfile(path):
         raise FileNotFoundError('--resume-from file not found: %s' % path)
-    with open(path, 'rb') as handle:
-        is_checkpoint = handle.read(1) == _PICKLE_MAGIC
-    if not is_checkpoint:
+    if not is_checkpoint(path) and not path.endswith('.ckpt'):
         load_parameters(net, path, ctx=ctx)
         if trainer is not None:
             logger.warning('%s is a .params file: loaded the weights only; the trainer '
@@ -215,6 +213,13 @@ def _restore(args, net, trainer, ctx, logger):
     logger.info('resumed %s after epoch %d (best test accuracy %.4f at epoch %s)', path,
                 state['epoch'], state['best_val_acc'], state['best_epoch'])
     return state
+
+
+def _last_good(files, state):
+    """The checkpoint a diverged run leaves, and the epoch it holds."""
+    if not state['epoch']:
+        return 'none (no epoch finished)'
+    return '%s (epoch %d)' % (files.checkpoint, state['epoch'])
 
 
 def _save_best(files, net, accuracy, epoch, state, logger):
@@ -259,10 +264,18 @@ def _fit(args, net, data, ctx, files, logger):
         loader = train_loader(data, batch_size, rng, args.num_workers)
         bar = progress(len(loader) * batch_size, 'epoch %d/%d' % (epoch, args.num_epochs),
                        enabled=not args.no_progress)
-        stats = train_epoch(net, trainer, loader, ctx, loss_fn, batch_size, bar)
+        try:
+            stats = train_epoch(net, trainer, loader, ctx, loss_fn, batch_size, bar,
+                                on_step=lambda i, _: pause_point('step', epoch))
+        except NonFiniteLoss as err:
+            raise DivergenceError('training diverged at epoch %d, step %d: non-finite loss '
+                                  'at learning rate %g; last good checkpoint: %s'
+                                  % (epoch, err.step + 1, err.lr, _last_good(files, state))) \
+                from None
         bar.close()
         # The score logged, the best file and the checkpoint then hold the same statistics.
         average_running_stats(net)
+        pause_point('evaluate', epoch)
         val_acc = evaluate(net, val_data, ctx)['top1_acc']
         state['epoch'] = epoch
         state['lr_decay_count'] = sum(1 for d in args.decay_epochs if d < epoch)
@@ -278,8 +291,10 @@ def _fit(args, net, data, ctx, files, logger):
                     val_acc, state['best_val_acc'], lr, record['seconds'],
                     record['samples_per_sec'])
         _plot(files, metrics.records, args.save_plot_dir)
-        if epoch % args.save_period == 0 or epoch == args.num_epochs:
-            save_checkpoint(files.checkpoint, net, trainer, state)
+        if epoch % args.save_period == 0:
+            RunFiles.save_pair(files.snapshot_stem(epoch), net)
+        # After every epoch, so an interruption loses at most the epoch in progress.
+        save_checkpoint(files.checkpoint, net, trainer, state)
     logger.info('best test accuracy %.4f at epoch %s (%s)', state['best_val_acc'],
                 state['best_epoch'], files.best)
     return dict(state, records=metrics.records, save_dir=files.save_dir)
@@ -297,6 +312,14 @@ def run(args):
     """
     files = RunFiles(args.save_dir, 'cifar',
                      '%s_%s' % (args.zoo_name, canonical_name(args.act_type)), args.log_file)
+    if args.eval_only:
+        return _run(args, files)
+    # Taken before anything is written, so a second run leaves the first one's files be.
+    with RunLock(files.save_dir):
+        return _run(args, files)
+
+
+def _run(args, files):
     logger = setup_logging(args.log_file if args.eval_only else files.log)
     ctx, notes = devices_with_notes(args.gpus)
     for note in notes:

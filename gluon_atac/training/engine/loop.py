@@ -1,4 +1,5 @@
 """One training epoch over a data-parallel batch stream, shared by both recipes."""
+import math
 import time
 
 import mxnet as mx
@@ -7,7 +8,23 @@ from mxnet import autograd
 
 from .devices import split_batch
 
-__all__ = ['EpochStats', 'train_epoch']
+__all__ = ['EpochStats', 'NonFiniteLoss', 'train_epoch']
+
+
+class NonFiniteLoss(ArithmeticError):
+    """A batch's loss is NaN or infinite.
+
+    Attributes
+    ----------
+    step : int
+        0-based index of the batch in its epoch.
+    lr : float
+        The learning rate of that step.
+    """
+
+    def __init__(self, step, lr, loss):
+        super(NonFiniteLoss, self).__init__('loss %s at step %d (lr %g)' % (loss, step, lr))
+        self.step, self.lr = step, lr
 
 
 class EpochStats(object):
@@ -107,6 +124,12 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
     Returns
     -------
     EpochStats
+
+    Raises
+    ------
+    NonFiniteLoss
+        At the first batch whose loss is not finite: the weights are no longer usable,
+        and the caller keeps the files of the last finished epoch.
     """
     stats = EpochStats()
     for i, (data, label) in enumerate(batches):
@@ -120,6 +143,10 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
                 losses = [loss_fn(o, t, s) for o, t, s in zip(outputs, targets, soft)]
         autograd.backward(losses)
         trainer.step(step_batch)
+        # One wait per step, so a diverged run stops at the step that diverged.
+        batch_loss = sum(loss.sum().asscalar() for loss in losses)
+        if not math.isfinite(batch_loss):
+            raise NonFiniteLoss(i, trainer.learning_rate, batch_loss)
         stats.add(losses, outputs, hard)
         stats.samples += data.shape[0]
         bar.update(data.shape[0])

@@ -2,6 +2,8 @@
 import json
 import os
 
+from .checkpoint import atomic_write
+
 __all__ = ['MetricsLog', 'read_metrics', 'plot_history']
 
 
@@ -21,17 +23,30 @@ class MetricsLog(object):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.records = read_metrics(path) if resume_epoch is not None else []
         self.records = [r for r in self.records if r['epoch'] <= (resume_epoch or 0)]
-        with open(path, 'w') as handle:
-            for record in self.records:
-                handle.write(json.dumps(record) + '\n')
+        self._write()
+
+    def _write(self):
+        # Rewritten whole and renamed (the file is one short line per epoch), so a failed
+        # write never leaves half a record.
+        def write(tmp):
+            with open(tmp, 'w') as handle:
+                handle.writelines(json.dumps(record) + '\n' for record in self.records)
+        atomic_write(self.path, write)
 
     def append(self, record):
-        """Write one epoch's record and flush it to disk."""
+        """Write one epoch's record to disk.
+
+        Raises
+        ------
+        WriteError
+            The file system refused the write; the file keeps the earlier epochs.
+        """
         self.records.append(dict(record))
-        with open(self.path, 'a') as handle:
-            handle.write(json.dumps(record) + '\n')
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            self._write()
+        except Exception:
+            self.records.pop()
+            raise
 
 
 def read_metrics(path):

@@ -1,9 +1,10 @@
 """The files one training run writes into its ``--save-dir``."""
 import os
 
+from ...errors import UsageError
 from .checkpoint import atomic_write
 
-__all__ = ['RunFiles']
+__all__ = ['RunFiles', 'RunLock']
 
 
 class RunFiles(object):
@@ -65,3 +66,65 @@ class RunFiles(object):
         if trainer is not None:
             atomic_write(stem + '.states', trainer.save_states)
         return stem + '.params'
+
+
+class RunLock(object):
+    """One run per ``--save-dir``: a lock file holding the PID of the run that owns it.
+
+    Taken with ``with RunLock(save_dir):``; released (removed) when the block ends. A lock
+    whose process is gone (killed, crashed) is taken over, so a resumed run needs no
+    clean-up.
+
+    Parameters
+    ----------
+    save_dir : str
+
+    Raises
+    ------
+    UsageError
+        On entering, if a live process holds the lock; the message names its PID.
+    """
+
+    NAME = '.run.lock'
+
+    def __init__(self, save_dir):
+        self.path = os.path.join(os.path.abspath(save_dir), self.NAME)
+
+    def _holder(self):
+        try:
+            with open(self.path) as handle:
+                pid = int(handle.read().strip() or 0)
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            # Another user's live process.
+            return pid
+        return pid if pid > 0 else None
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is not None and holder != os.getpid():
+                    raise UsageError('%s is in use by the run of process %d (lock %s)'
+                                     % (os.path.dirname(self.path), holder, self.path))
+                # The holder is dead (or is us): take the lock over.
+                try:
+                    os.remove(self.path)
+                except FileNotFoundError:
+                    pass  # another starting run took it over first; try again
+                continue
+            with os.fdopen(fd, 'w') as handle:
+                handle.write('%d\n' % os.getpid())
+            return self
+
+    def __exit__(self, *exc):
+        if self._holder() == os.getpid():
+            os.remove(self.path)

@@ -1,0 +1,189 @@
+"""Faults and hostile files: kills, pickles, divergence, a second run, failed writes."""
+import errno
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from gluon_atac.data import write_cifar
+from gluon_atac.training import cifar as train
+from gluon_atac.training.engine import checkpoint
+from gluon_atac.training.engine.metrics import read_metrics
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIMING = ('seconds', 'samples_per_sec')
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+    """32 training images: two steps of 16 per epoch."""
+    root = str(tmp_path_factory.mktemp('cifar'))
+    write_cifar(root, 'cifar10', 'py', n_train=32, n_test=16)
+    return root
+
+
+def _flags(data_dir, save_dir, *extra):
+    return ['--dataset', 'cifar10', '--data-dir', data_dir, '--blocks', '1', '--batch-size',
+            '16', '--no-progress', '--seed', '3', '--save-dir', str(save_dir)] + list(extra)
+
+
+def _start(argv, pause=None):
+    env = dict(os.environ, OMP_NUM_THREADS='1', GLUON_ATAC_OFFLINE='1')
+    env.pop('GLUON_ATAC_TEST_PAUSE', None)
+    if pause:
+        env['GLUON_ATAC_TEST_PAUSE'] = pause
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train_cifar.py')] + argv,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+
+
+def _wait_for(path, proc, timeout=120):
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, 'never reached %s' % path
+        time.sleep(0.05)
+
+
+def _saved_epoch(path):
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read('state.json').decode())['state']['epoch']
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
+
+
+def test_killed_anywhere_resumes_to_the_uninterrupted_metrics(data_dir, tmp_path):
+    whole = _start(_flags(data_dir, tmp_path / 'whole', '--num-epochs', '3'))
+    run = tmp_path / 'cut'
+    ckpt = str(run / 'checkpoint.ckpt')
+    # (pause point, epoch, epoch the checkpoint holds after the kill)
+    kills = [('step', 2, 1), ('evaluate', 2, 1), ('checkpoint', 3, 2)]
+    resume = []
+    for i, (stage, epoch, kept) in enumerate(kills):
+        marker = str(tmp_path / ('paused%d' % i))
+        proc = _start(_flags(data_dir, run, '--num-epochs', '3', *resume),
+                      pause='%s:%d:%s' % (stage, epoch, marker))
+        _wait_for(marker, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert _saved_epoch(ckpt) == kept, stage
+        resume = ['--resume-from', ckpt]
+    last = _start(_flags(data_dir, run, '--num-epochs', '3', *resume))
+    assert last.wait(timeout=300) == 0, last.communicate()
+    assert whole.wait(timeout=300) == 0, whole.communicate()
+    expected = read_metrics(str(tmp_path / 'whole' / 'metrics.jsonl'))
+    got = read_metrics(str(run / 'metrics.jsonl'))
+    assert [r['epoch'] for r in got] == [1, 2, 3]
+    for a, b in zip(_strip(expected), _strip(got)):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert b[key] == pytest.approx(a[key], abs=1e-6), (a['epoch'], key)
+    assert _saved_epoch(ckpt) == 3
+
+
+def test_second_live_run_in_the_folder_is_refused(data_dir, tmp_path):
+    marker = str(tmp_path / 'paused')
+    first = _start(_flags(data_dir, tmp_path / 'run', '--num-epochs', '1'),
+                   pause='step:1:%s' % marker)
+    try:
+        _wait_for(marker, first)
+        second = _start(_flags(data_dir, tmp_path / 'run', '--num-epochs', '1'))
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2 and 'Traceback' not in err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith('error: ') and \
+            'in use by the run of process %d' % first.pid in lines[0], err
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    # The dead run's lock is taken over.
+    assert train.main(_flags(data_dir, tmp_path / 'run', '--num-epochs', '1'))['epoch'] == 1
+    assert not (tmp_path / 'run' / '.run.lock').exists()
+
+
+class _CreatesFile(object):
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, 'w')
+
+
+def _fails(capsys, argv, code, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv)
+    assert exit_info.value.code == code
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if l.startswith('error:')]
+    assert len(lines) == 1 and expected in lines[0], err
+    return lines[0]
+
+
+def test_pickled_checkpoint_is_never_loaded(data_dir, tmp_path, capsys):
+    target = tmp_path / 'pwned'
+    hostile = tmp_path / 'checkpoint.ckpt'
+    hostile.write_bytes(pickle.dumps(_CreatesFile(str(target)), protocol=2))
+    _fails(capsys, _flags(data_dir, tmp_path / 'run', '--num-epochs', '1', '--resume-from',
+                          str(hostile)), 2, 'is not a gluon_atac checkpoint but a pickle')
+    assert not target.exists()
+
+
+def test_pickled_code_in_a_cifar_batch_is_refused(tmp_path, capsys):
+    write_cifar(str(tmp_path / 'data'), 'cifar10', 'py', n_train=16, n_test=8)
+    batch = tmp_path / 'data' / 'cifar-10-batches-py' / 'data_batch_1'
+    target = tmp_path / 'pwned'
+    batch.write_bytes(pickle.dumps(_CreatesFile(str(target)), protocol=2))
+    _fails(capsys, _flags(str(tmp_path / 'data'), tmp_path / 'run', '--num-epochs', '1'), 2,
+           '%s: refusing to unpickle io.open' % batch)
+    assert not target.exists()
+
+
+def test_divergence_stops_with_exit_3_and_keeps_the_checkpoint(data_dir, tmp_path, capsys):
+    run = tmp_path / 'run'
+    train.main(_flags(data_dir, run, '--num-epochs', '1'))
+    ckpt = run / 'checkpoint.ckpt'
+    before = ckpt.read_bytes()
+    line = _fails(capsys, _flags(data_dir, run, '--num-epochs', '2', '--lr', '1e30',
+                                 '--resume-from', str(ckpt)), 3,
+                  'training diverged at epoch 2, step 2: non-finite loss at learning rate '
+                  '1e+30; last good checkpoint: %s (epoch 1)' % ckpt)
+    assert 'Traceback' not in line
+    assert ckpt.read_bytes() == before
+    assert [r['epoch'] for r in read_metrics(str(run / 'metrics.jsonl'))] == [1]
+
+
+@pytest.mark.parametrize('name,failing_write', [
+    ('checkpoint.ckpt', 2),       # epoch 2's checkpoint
+    ('metrics.jsonl', 3),         # the start, epoch 1, then epoch 2's record
+    ('-2.params', 1),             # epoch 2's --save-period snapshot
+])
+def test_failed_write_keeps_the_previous_files(data_dir, tmp_path, capsys, monkeypatch, name,
+                                               failing_write):
+    real_replace = os.replace
+    writes = []
+
+    def replace(src, dst):
+        if dst.endswith(name):
+            writes.append(dst)
+            if len(writes) == failing_write:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(src, dst)
+    monkeypatch.setattr(checkpoint.os, 'replace', replace)
+    run = tmp_path / 'run'
+    line = _fails(capsys, _flags(data_dir, run, '--num-epochs', '3', '--save-period', '1'),
+                  2, 'No space left on device')
+    monkeypatch.undo()
+    assert line == 'error: cannot write %s: No space left on device (the previous file is ' \
+                   'kept)' % writes[-1]
+    assert not [f for f in os.listdir(str(run)) if f.startswith('.')]
+    assert _saved_epoch(str(run / 'checkpoint.ckpt')) == 1
+    epochs = [r['epoch'] for r in read_metrics(str(run / 'metrics.jsonl'))]
+    assert epochs == ([1] if name == 'metrics.jsonl' else [1, 2])
