@@ -9,11 +9,16 @@ import sys
 import time
 import zipfile
 
+import mxnet as mx
+import numpy as np
 import pytest
+from mxnet import autograd, gluon
 
+from gluon_atac import get_model
 from gluon_atac.data import write_cifar
 from gluon_atac.training import cifar as train
 from gluon_atac.training.engine import checkpoint
+from gluon_atac.training.engine.checkpoint import load_checkpoint
 from gluon_atac.training.engine.metrics import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -187,3 +192,44 @@ def test_failed_write_keeps_the_previous_files(data_dir, tmp_path, capsys, monke
     assert _saved_epoch(str(run / 'checkpoint.ckpt')) == 1
     epochs = [r['epoch'] for r in read_metrics(str(run / 'metrics.jsonl'))]
     assert epochs == ([1] if name == 'metrics.jsonl' else [1, 2])
+
+
+def test_states_saved_on_two_devices_resume_on_one_and_three(data_dir, tmp_path):
+    run = tmp_path / 'run'
+    flags = _flags(data_dir, run, '--model', 'resnet', '--gpus', '0,1')
+    train.main(flags + ['--num-epochs', '1'])
+    ckpt = str(run / 'checkpoint.ckpt')
+
+    def saved_trainer():
+        with zipfile.ZipFile(ckpt) as archive:
+            archive.extract('trainer.nd', str(tmp_path))
+            meta = json.loads(archive.read('state.json').decode())['trainer']
+        return meta, mx.nd.load(str(tmp_path / 'trainer.nd'))
+    meta, momenta = saved_trainer()
+    # 16 per device on two devices: one step of 32.
+    assert meta['num_update'] == 1 and len(momenta) == len(meta['layout']) > 10
+    # One device continues the run (two steps of 16).
+    resumed = train.main(_flags(data_dir, run, '--model', 'resnet', '--num-epochs', '2',
+                                '--resume-from', ckpt))
+    assert [r['epoch'] for r in resumed['records']] == [1, 2]
+    meta, momenta = saved_trainer()
+    assert meta['num_update'] == 3
+    # Three devices get every momentum array, and step with them.
+    ctx = [mx.cpu(i) for i in range(3)]
+    net = get_model('cifar_resnet8_v2', act_type='relu', classes=10)
+    net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+    trainer = gluon.Trainer(net.collect_params(), 'nag', {'learning_rate': 0.1,
+                                                          'momentum': 0.9})
+    load_checkpoint(ckpt, net, trainer, ctx=ctx)
+    names = checkpoint._trainer_names(net, trainer)
+    updater = checkpoint._updaters(trainer)[0]
+    assert {names[i] for i in updater.states} == set(momenta)
+    for index, state in updater.states.items():
+        np.testing.assert_array_equal(state.asnumpy(), momenta[names[index]].asnumpy())
+    assert trainer._optimizer.num_update == 3
+    xs = [mx.nd.ones((2, 3, 32, 32), ctx=c) for c in ctx]
+    with autograd.record():
+        losses = [net(x).sum() for x in xs]
+    autograd.backward(losses)
+    trainer.step(6)
+    assert trainer._optimizer.num_update == 4
