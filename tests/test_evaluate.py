@@ -76,6 +76,16 @@ def test_cifar_errors_match_the_cifar_evaluation(tmp_path):
     assert result['top1_err'] == pytest.approx(1 - accuracy)
 
 
+def test_mnist5k_is_evaluated_like_the_trainers_see_it(tmp_path):
+    net = ga.get_model('cifar_resnet8_v2', classes=10)
+    params = _saved(net, tmp_path / 'r8.params', (1, 3, 32, 32))
+    result = main(['cifar_resnet8_v2', '--params', params, '--dataset', 'mnist5k', '-j', '0',
+                   '--batch-size', '250'])
+    accuracy = evaluate(net, eval_loader(get_dataset('mnist5k'), 250), [mx.cpu()])['top1_acc']
+    assert result['images'] == 1000 and result['data'] == 'mnist5k'
+    assert result['top1_err'] == pytest.approx(1 - accuracy, abs=1e-6)
+
+
 def test_missing_data_is_a_one_line_error(tmp_path, capsys):
     params = _saved(ga.get_model('resnet18_v1b', classes=4), tmp_path / 'r.params',
                     (1, 3, 32, 32))
