@@ -6,13 +6,15 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd
 
+from ...errors import DivergenceError
 from .devices import split_batch
 
 __all__ = ['EpochStats', 'NonFiniteLoss', 'train_epoch']
 
 
-class NonFiniteLoss(ArithmeticError):
-    """A batch's loss is NaN or infinite.
+class NonFiniteLoss(DivergenceError):
+    """A batch's loss is NaN or infinite (a recipe that knows the epoch and its checkpoint
+    raises a fuller :class:`DivergenceError`; uncaught, this one also exits 3).
 
     Attributes
     ----------
@@ -23,7 +25,8 @@ class NonFiniteLoss(ArithmeticError):
     """
 
     def __init__(self, step, lr, loss):
-        super(NonFiniteLoss, self).__init__('loss %s at step %d (lr %g)' % (loss, step, lr))
+        super(NonFiniteLoss, self).__init__('training diverged: loss %s at step %d of the '
+                                            'epoch (lr %g)' % (loss, step + 1, lr))
         self.step, self.lr = step, lr
 
 
