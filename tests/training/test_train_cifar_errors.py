@@ -1,6 +1,5 @@
 """Bad input ends train_cifar.py with exit code 2 and one ``error:`` line; atomic saves."""
 import os
-import pickle
 import subprocess
 import sys
 
