@@ -268,7 +268,7 @@ def _fit(args, net, data, ctx, files, logger):
             stats = train_epoch(net, trainer, loader, ctx, loss_fn, batch_size, bar,
                                 on_step=lambda i, _: pause_point('step', epoch))
         except NonFiniteLoss as err:
-            raise DivergenceError('training diverged at epoch %d, step %d: non-finite loss '
+            raise DivergenceError('training diverged at epoch %d, by step %d: non-finite loss '
                                   'at learning rate %g; last good checkpoint: %s'
                                   % (epoch, err.step + 1, err.lr, _last_good(files, state))) \
                 from None

@@ -9,7 +9,10 @@ from mxnet import autograd
 from ...errors import DivergenceError
 from .devices import split_batch
 
-__all__ = ['EpochStats', 'NonFiniteLoss', 'train_epoch']
+__all__ = ['EpochStats', 'NonFiniteLoss', 'train_epoch', 'CHECK_EVERY']
+
+# Steps between checks for a non-finite loss: each check waits for the devices.
+CHECK_EVERY = 20
 
 
 class NonFiniteLoss(DivergenceError):
@@ -19,13 +22,14 @@ class NonFiniteLoss(DivergenceError):
     Attributes
     ----------
     step : int
-        0-based index of the batch in its epoch.
+        0-based index of the batch in its epoch by which the loss was seen non-finite
+        (checked every ``CHECK_EVERY`` steps and at the end of the epoch).
     lr : float
         The learning rate of that step.
     """
 
     def __init__(self, step, lr, loss):
-        super(NonFiniteLoss, self).__init__('training diverged: loss %s at step %d of the '
+        super(NonFiniteLoss, self).__init__('training diverged: loss %s by step %d of the '
                                             'epoch (lr %g)' % (loss, step + 1, lr))
         self.step, self.lr = step, lr
 
@@ -146,14 +150,21 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
                 losses = [loss_fn(o, t, s) for o, t, s in zip(outputs, targets, soft)]
         autograd.backward(losses)
         trainer.step(step_batch)
-        # One wait per step, so a diverged run stops at the step that diverged.
-        batch_loss = sum(loss.sum().asscalar() for loss in losses)
-        if not math.isfinite(batch_loss):
-            raise NonFiniteLoss(i, trainer.learning_rate, batch_loss)
         stats.add(losses, outputs, hard)
         stats.samples += data.shape[0]
         bar.update(data.shape[0])
+        if (i + 1) % CHECK_EVERY == 0:
+            _check_finite(stats, i, trainer)
         if on_step:
             on_step(i, stats)
     stats.finish()
+    if stats.samples:
+        _check_finite(stats, i, trainer)
     return stats
+
+
+def _check_finite(stats, step, trainer):
+    # A non-finite loss makes the running sum non-finite for good, so checking the sum
+    # now and then finds any diverged step without waiting for the devices every step.
+    if not math.isfinite(stats.loss_sum):
+        raise NonFiniteLoss(step, trainer.learning_rate, stats.loss_sum)
