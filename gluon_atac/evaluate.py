@@ -14,8 +14,6 @@ import json
 import os
 import warnings
 
-import mxnet as mx
-
 from .cli import add_architecture_flags, architecture_options, given_or_saved
 from .data import DATASETS
 from .errors import UsageError, cli_main
