@@ -24,6 +24,7 @@ from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
 from .engine.checkpoint import (atomic_write, is_checkpoint, load_checkpoint, pause_point,
                                 save_checkpoint)
+from .engine.determinism import make_deterministic
 from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
 from .engine.evaluation import evaluate, model_costs
 from .engine.logs import setup_logging
@@ -321,6 +322,8 @@ def run(args):
 
 def _run(args, files):
     logger = setup_logging(args.log_file if args.eval_only else files.log)
+    if args.deterministic:
+        logger.info('deterministic: MXNet naive engine, one thread')
     ctx, notes = devices_with_notes(args.gpus)
     for note in notes:
         logger.warning('%s', note)
@@ -358,4 +361,7 @@ def main(argv=None):
     dict
         See :func:`run`.
     """
-    return run(parse_args(argv))
+    args = parse_args(argv)
+    if args.deterministic:
+        make_deterministic(restart=argv is None)
+    return run(args)

@@ -27,6 +27,7 @@ from ..utils.model_card import write_model_card
 from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
 from .engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .engine.determinism import make_deterministic
 from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
 from .engine.distributed import (batch_plan, broadcast_weights, create_kvstore,
                                  exit_like_a_worker)
@@ -414,6 +415,8 @@ def run(args):
                            name='gluon_atac.imagenet.rank%d' % kv.rank)
     for note in notes:
         logger.warning('%s', note)
+    if args.deterministic:
+        logger.info('deterministic: MXNet naive engine, one thread')
     if kv.num_workers > 1:
         # Ties the launcher's [worker i] prefix (launch order) to the kvstore's rank.
         logger.info('kvstore %s: this worker is rank %d of %d', kv.type, kv.rank,
@@ -470,7 +473,10 @@ def run(args):
 
 @cli_main
 def _main(argv):
-    run(parse_args(argv))
+    args = parse_args(argv)
+    if args.deterministic:
+        make_deterministic(restart=argv is None)
+    run(args)
 
 
 def main(argv=None):

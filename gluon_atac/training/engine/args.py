@@ -50,6 +50,9 @@ def add_shared_flags(parser, modes=('imperative', 'hybrid')):
                        help='data loading threads or processes')
     optim.add_argument('--seed', type=int, default=0,
                        help='seeds initialization, data order and augmentation')
+    optim.add_argument('--deterministic', action='store_true',
+                       help='bit-identical runs: MXNet\'s naive engine on one thread (the '
+                            'script restarts itself so; several times slower)')
     out = parser.add_argument_group('outputs (original flags)')
     out.add_argument('--save-dir', default='params')
     out.add_argument('--no-progress', action='store_true', help='no progress bars')

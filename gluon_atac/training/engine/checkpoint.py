@@ -18,13 +18,16 @@ from ...errors import CheckpointError, WriteError
 from ...model_zoo import load_parameters
 
 __all__ = ['atomic_write', 'save_checkpoint', 'load_checkpoint', 'is_checkpoint',
-           'pause_point']
+           'pause_point', 'PARTIAL_SUFFIX']
 
 _FORMAT = 'gluon_atac.checkpoint/2'
 _MEMBERS = ('state.json', 'params.nd', 'trainer.nd')
 # Test-only: "<stage>:<epoch>:<marker file>" makes the run create the marker and wait at
 # that point, so a test can kill it there (mid-epoch, evaluating, writing a checkpoint).
 _PAUSE_ENV = 'GLUON_ATAC_TEST_PAUSE'
+# Ends the name of a file atomic_write has not finished: a process killed inside the
+# write leaves it behind, for the next run in the folder to remove.
+PARTIAL_SUFFIX = '.partial'
 
 
 def pause_point(stage, epoch):
@@ -42,7 +45,8 @@ def atomic_write(path, write):
 
     A crash or a failed write (disk full, I/O error) leaves the previous ``path`` intact:
     the rename is atomic on POSIX file systems, the temporary file lives in the same
-    directory and is removed when the write fails.
+    directory and is removed when the write fails (a killed process leaves it, named
+    ``.<name>.<random>.partial``, for :class:`~.run_files.RunLock` to remove).
 
     Parameters
     ----------
@@ -57,7 +61,8 @@ def atomic_write(path, write):
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
+                               suffix=PARTIAL_SUFFIX, dir=directory)
     os.close(fd)
     # mkstemp creates the file private (0600); give it the mode open() would have given.
     umask = os.umask(0)

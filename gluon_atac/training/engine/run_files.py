@@ -2,7 +2,7 @@
 import os
 
 from ...errors import UsageError
-from .checkpoint import atomic_write
+from .checkpoint import PARTIAL_SUFFIX, atomic_write
 
 __all__ = ['RunFiles', 'RunLock']
 
@@ -73,7 +73,7 @@ class RunLock(object):
 
     Taken with ``with RunLock(save_dir):``; released (removed) when the block ends. A lock
     whose process is gone (killed, crashed) is taken over, so a resumed run needs no
-    clean-up.
+    clean-up: the temporary files of writes a killed run left unfinished are removed.
 
     Parameters
     ----------
@@ -123,7 +123,15 @@ class RunLock(object):
                 continue
             with os.fdopen(fd, 'w') as handle:
                 handle.write('%d\n' % os.getpid())
+            self._remove_partial_writes()
             return self
+
+    def _remove_partial_writes(self):
+        # Only the lock's holder writes here, so every unfinished write is a dead run's.
+        directory = os.path.dirname(self.path)
+        for name in os.listdir(directory):
+            if name.startswith('.') and name.endswith(PARTIAL_SUFFIX):
+                os.remove(os.path.join(directory, name))
 
     def __exit__(self, *exc):
         if self._holder() == os.getpid():
