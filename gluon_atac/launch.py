@@ -6,8 +6,9 @@ servers and ``WORKERS`` workers, each running ``COMMAND`` with the DMLC environm
 training command serves for every role). Without ``--hosts`` all processes run here on
 127.0.0.1; with a hosts file (one host per line) they are spread over the hosts with ssh,
 the scheduler on the first. Output is streamed with a ``[worker 0]`` style prefix. When a
-process fails every other one is stopped (their whole process groups) and the launcher
-exits with the failing code; on success it exits 0.
+process fails (an exit code, or a signal such as SIGKILL) the launcher names it, stops
+every other one (their whole process groups) and exits with the failing code (``128 +
+signal`` for a signal); on success it exits 0.
 
 MXNet's own ``tools/launch.py --launcher local`` does not run on Python >= 3.9.
 """
@@ -23,7 +24,8 @@ import time
 
 from .errors import UsageError, cli_main
 
-__all__ = ['free_port', 'read_hosts', 'plan_processes', 'ssh_argv', 'Job', 'main']
+__all__ = ['free_port', 'exit_description', 'read_hosts',
+           'plan_processes', 'ssh_argv', 'Job', 'main']
 
 LOCALHOST = '127.0.0.1'
 # Seconds the scheduler and servers get to finish after the last worker exits, and
@@ -37,6 +39,28 @@ def free_port(host=LOCALHOST):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def exit_description(code):
+    """How a process ended, from its ``Popen.returncode``.
+
+    Parameters
+    ----------
+    code : int
+        Exit code, or minus the signal number that killed the process.
+
+    Returns
+    -------
+    str
+        ``'exited with 3'`` or ``'was killed by SIGKILL'``.
+    """
+    if code >= 0:
+        return 'exited with %d' % code
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = 'signal %d' % -code
+    return 'was killed by %s' % name
 
 
 def read_hosts(path):
@@ -139,10 +163,14 @@ class Job(object):
     def wait(self, poll=0.1):
         """Wait for the workers; stop everything at the first failure.
 
+        A failure is announced as ``[launch] server 0 (pid 1234) was killed by SIGKILL:
+        stopping the job``. Processes are polled in launch order (scheduler, servers,
+        workers), so when several are found dead at one poll the first of them is named.
+
         Returns
         -------
         int
-            0 when every worker succeeded, else the first failing process's exit code
+            0 when every worker succeeded, else the named process's exit code
             (``128 + signal`` for a signal).
         """
         try:
@@ -150,7 +178,8 @@ class Job(object):
                 for label, proc in self.procs:
                     code = proc.poll()
                     if code:
-                        self._say('%s exited with %d: stopping the job' % (label, code))
+                        self._say('%s (pid %d) %s: stopping the job'
+                                  % (label, proc.pid, exit_description(code)))
                         return code if code > 0 else 128 - code
                 if all(p.poll() == 0 for label, p in self.procs if label.startswith('worker')):
                     return self._finish_services()
