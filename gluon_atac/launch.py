@@ -8,11 +8,13 @@ training command serves for every role). Without ``--hosts`` all processes run h
 the scheduler on the first. Output is streamed with a ``[worker 0]`` style prefix. When a
 process fails (an exit code, or a signal such as SIGKILL) the launcher names it, stops
 every other one (their whole process groups) and exits with the failing code (``128 +
-signal`` for a signal); on success it exits 0.
+signal`` for a signal); on success it exits 0. A busy ``--port`` is refused before anything
+starts when the job runs here; on a remote scheduler host it cannot be checked.
 
 MXNet's own ``tools/launch.py --launcher local`` does not run on Python >= 3.9.
 """
 import argparse
+import errno
 import os
 import shlex
 import signal
@@ -24,7 +26,7 @@ import time
 
 from .errors import UsageError, cli_main
 
-__all__ = ['free_port', 'exit_description', 'read_hosts',
+__all__ = ['free_port', 'check_local_port', 'exit_description', 'read_hosts',
            'plan_processes', 'ssh_argv', 'Job', 'main']
 
 LOCALHOST = '127.0.0.1'
@@ -39,6 +41,37 @@ def free_port(host=LOCALHOST):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def check_local_port(port, host=LOCALHOST):
+    """Refuse a scheduler port that cannot be bound at ``host`` right now.
+
+    Parameters
+    ----------
+    port : int
+        The ``--port`` asked for.
+    host : str, default 127.0.0.1
+        The scheduler host; only a local one can be checked.
+
+    Raises
+    ------
+    UsageError
+        When the port is out of range, in use or cannot be bound for another reason.
+    """
+    if not 0 < port < 65536:
+        raise UsageError('--port must be in 1..65535, not %d' % port)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # ZeroMQ listens with SO_REUSEADDR, so the scheduler can take a port whose old
+        # connections linger in TIME_WAIT: only a live socket on it makes it busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise UsageError('--port %d is in use on %s; choose another or omit --port '
+                                 'for a free one' % (port, host))
+            raise UsageError('--port %d cannot be bound on %s: %s'
+                             % (port, host, err.strerror))
 
 
 def exit_description(code):
@@ -243,7 +276,8 @@ def main(argv=None):
     parser.add_argument('-H', '--hosts', default=None,
                         help='file with one host per line: run over ssh')
     parser.add_argument('--port', type=int, default=None,
-                        help='scheduler port (default: a free port here)')
+                        help='scheduler port (default: a free port here); checked to be '
+                             'free only when the job runs here, not on a --hosts host')
     parser.add_argument('--interface', default=None,
                         help='DMLC_INTERFACE (default: lo locally; unset over ssh)')
     parser.add_argument('--ssh', default='ssh', help='ssh command, e.g. "ssh -p 2222"')
@@ -257,6 +291,8 @@ def main(argv=None):
     if args.num_workers < 1 or servers < 1:
         raise UsageError('-n and -s must be >= 1')
     hosts = read_hosts(args.hosts) if args.hosts else None
+    if args.port and hosts is None:
+        check_local_port(args.port)
     port = args.port or free_port()
     specs = []
     for label, host, env in plan_processes(args.num_workers, servers, port, hosts,

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -230,3 +231,17 @@ def test_a_process_killed_mid_epoch_stops_the_job_and_leaves_no_process(role):
             in out.getvalue())
     assert ended['at'] - killed < 60
     assert leftover == []
+
+def test_a_busy_port_is_one_line_and_starts_nothing(tmp_path, capsys):
+    started = tmp_path / 'started'
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as stop:
+            main(['-n', '1', '-s', '1', '--port', str(port), '--', sys.executable, '-c',
+                  'open(%r, "w")' % str(started)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == ('error: --port %d is in use on 127.0.0.1; choose '
+                                       'another or omit --port for a free one\n' % port)
+    assert not started.exists()
