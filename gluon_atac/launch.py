@@ -6,12 +6,15 @@ servers and ``WORKERS`` workers, each running ``COMMAND`` with the DMLC environm
 training command serves for every role). Without ``--hosts`` all processes run here on
 127.0.0.1; with a hosts file (one host per line) they are spread over the hosts with ssh,
 the scheduler on the first. Output is streamed with a ``[worker 0]`` style prefix. When a
-process fails every other one is stopped (their whole process groups) and the launcher
-exits with the failing code; on success it exits 0.
+process fails (an exit code, or a signal such as SIGKILL) the launcher names it, stops
+every other one (their whole process groups) and exits with the failing code (``128 +
+signal`` for a signal); on success it exits 0. A busy ``--port`` is refused before anything
+starts when the job runs here; on a remote scheduler host it cannot be checked.
 
 MXNet's own ``tools/launch.py --launcher local`` does not run on Python >= 3.9.
 """
 import argparse
+import errno
 import os
 import shlex
 import signal
@@ -23,7 +26,8 @@ import time
 
 from .errors import UsageError, cli_main
 
-__all__ = ['free_port', 'read_hosts', 'plan_processes', 'ssh_argv', 'Job', 'main']
+__all__ = ['free_port', 'check_local_port', 'exit_description', 'read_hosts',
+           'plan_processes', 'ssh_argv', 'Job', 'main']
 
 LOCALHOST = '127.0.0.1'
 # Seconds the scheduler and servers get to finish after the last worker exits, and
@@ -37,6 +41,59 @@ def free_port(host=LOCALHOST):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def check_local_port(port, host=LOCALHOST):
+    """Refuse a scheduler port that cannot be bound at ``host`` right now.
+
+    Parameters
+    ----------
+    port : int
+        The ``--port`` asked for.
+    host : str, default 127.0.0.1
+        The scheduler host; only a local one can be checked.
+
+    Raises
+    ------
+    UsageError
+        When the port is out of range, in use or cannot be bound for another reason.
+    """
+    if not 0 < port < 65536:
+        raise UsageError('--port must be in 1..65535, not %d' % port)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # ZeroMQ listens with SO_REUSEADDR, so the scheduler can take a port whose old
+        # connections linger in TIME_WAIT: only a live socket on it makes it busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise UsageError('--port %d is in use on %s; choose another or omit --port '
+                                 'for a free one' % (port, host))
+            raise UsageError('--port %d cannot be bound on %s: %s'
+                             % (port, host, err.strerror))
+
+
+def exit_description(code):
+    """How a process ended, from its ``Popen.returncode``.
+
+    Parameters
+    ----------
+    code : int
+        Exit code, or minus the signal number that killed the process.
+
+    Returns
+    -------
+    str
+        ``'exited with 3'`` or ``'was killed by SIGKILL'``.
+    """
+    if code >= 0:
+        return 'exited with %d' % code
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = 'signal %d' % -code
+    return 'was killed by %s' % name
 
 
 def read_hosts(path):
@@ -139,10 +196,14 @@ class Job(object):
     def wait(self, poll=0.1):
         """Wait for the workers; stop everything at the first failure.
 
+        A failure is announced as ``[launch] server 0 (pid 1234) was killed by SIGKILL:
+        stopping the job``. Processes are polled in launch order (scheduler, servers,
+        workers), so when several are found dead at one poll the first of them is named.
+
         Returns
         -------
         int
-            0 when every worker succeeded, else the first failing process's exit code
+            0 when every worker succeeded, else the named process's exit code
             (``128 + signal`` for a signal).
         """
         try:
@@ -150,7 +211,8 @@ class Job(object):
                 for label, proc in self.procs:
                     code = proc.poll()
                     if code:
-                        self._say('%s exited with %d: stopping the job' % (label, code))
+                        self._say('%s (pid %d) %s: stopping the job'
+                                  % (label, proc.pid, exit_description(code)))
                         return code if code > 0 else 128 - code
                 if all(p.poll() == 0 for label, p in self.procs if label.startswith('worker')):
                     return self._finish_services()
@@ -214,7 +276,8 @@ def main(argv=None):
     parser.add_argument('-H', '--hosts', default=None,
                         help='file with one host per line: run over ssh')
     parser.add_argument('--port', type=int, default=None,
-                        help='scheduler port (default: a free port here)')
+                        help='scheduler port (default: a free port here); checked to be '
+                             'free only when the job runs here, not on a --hosts host')
     parser.add_argument('--interface', default=None,
                         help='DMLC_INTERFACE (default: lo locally; unset over ssh)')
     parser.add_argument('--ssh', default='ssh', help='ssh command, e.g. "ssh -p 2222"')
@@ -228,6 +291,8 @@ def main(argv=None):
     if args.num_workers < 1 or servers < 1:
         raise UsageError('-n and -s must be >= 1')
     hosts = read_hosts(args.hosts) if args.hosts else None
+    if args.port and hosts is None:
+        check_local_port(args.port)
     port = args.port or free_port()
     specs = []
     for label, host, env in plan_processes(args.num_workers, servers, port, hosts,

@@ -1,8 +1,13 @@
 """gluon_atac.launch: a parameter-server job on 127.0.0.1, and clean failure."""
+import io
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -11,7 +16,7 @@ import numpy as np
 import pytest
 
 from gluon_atac.data.imagenet import write_synthetic_imagenet
-from gluon_atac.launch import main, plan_processes, read_hosts, ssh_argv
+from gluon_atac.launch import Job, free_port, main, plan_processes, read_hosts, ssh_argv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -160,6 +165,83 @@ def test_a_failing_worker_stops_the_job_and_leaves_no_process(tmp_path):
         for pid in leftover:
             os.kill(pid, 9)
     assert result.returncode == 3, result.stdout
-    assert 'exited with 3: stopping the job' in result.stdout
+    assert re.search(r'\[launch\] worker [01] \(pid \d+\) exited with 3: stopping the job',
+                     result.stdout), result.stdout
     assert time.time() - tic < 60
     assert leftover == []
+
+
+# Training-like work on a dist_sync kvstore: the workers push and pull one key until they
+# are stopped. Every process prints its pid before the import (scheduler and server
+# processes never return from it) and each worker says when its loop is running.
+_TRAINING = '''
+import os, sys, time
+print('pid %%d' %% os.getpid(), flush=True)
+# The kvstore needs none of MXNet's optional extras; without them the import takes about
+# a third less, which is most of each case's time on two cores.
+for extra in ('sklearn', 'pandas', 'onnx', 'scipy.stats'):
+    sys.modules[extra] = None
+import mxnet as mx
+kv = mx.kv.create('dist_sync')
+kv.init(0, mx.nd.zeros((16,)))
+weights = mx.nd.zeros((16,))
+step = 0
+while True:
+    kv.push(0, mx.nd.ones((16,)))
+    kv.pull(0, out=weights)
+    weights.wait_to_read()
+    if step == 0:
+        print('in the loop', flush=True)
+    step += 1
+    time.sleep(0.01)
+# %(marker)s
+'''
+
+
+
+@pytest.mark.parametrize('role', ['worker 1', 'server 0', 'scheduler'])
+def test_a_process_killed_mid_epoch_stops_the_job_and_leaves_no_process(role):
+    # The launcher's Job runs in this process: behind `python -m gluon_atac.launch` its
+    # import of MXNet would be a third of each case, and main() only exits with the code
+    # wait() returns (the failing-worker test goes through the command).
+    marker = 'gluon-atac-launch-test-%s' % uuid.uuid4().hex
+    command = [sys.executable, '-c', _TRAINING % {'marker': marker}]
+    out = io.StringIO()
+    job = Job([(label, command, dict(env, OMP_NUM_THREADS='1'))
+               for label, _, env in plan_processes(2, 1, free_port())], out=out)
+    ended = {}
+    waiter = threading.Thread(target=lambda: ended.update(code=job.wait(), at=time.time()))
+    waiter.start()
+    try:
+        deadline = time.time() + 90
+        while out.getvalue().count('in the loop') < 2:
+            assert waiter.is_alive() and time.time() < deadline, out.getvalue()
+            time.sleep(0.05)
+        pid = int(re.search(r'^\[%s\] pid (\d+)$' % role, out.getvalue(), re.M).group(1))
+        os.kill(pid, signal.SIGKILL)
+        killed = time.time()
+        waiter.join(timeout=60)
+    finally:
+        job.stop()
+        leftover = _processes_with(marker)
+        for left in leftover:
+            os.kill(left, signal.SIGKILL)
+    assert ended.get('code') == 137, out.getvalue()
+    assert ('[launch] %s (pid %d) was killed by SIGKILL: stopping the job' % (role, pid)
+            in out.getvalue())
+    assert ended['at'] - killed < 60
+    assert leftover == []
+
+def test_a_busy_port_is_one_line_and_starts_nothing(tmp_path, capsys):
+    started = tmp_path / 'started'
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as stop:
+            main(['-n', '1', '-s', '1', '--port', str(port), '--', sys.executable, '-c',
+                  'open(%r, "w")' % str(started)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == ('error: --port %d is in use on 127.0.0.1; choose '
+                                       'another or omit --port for a free one\n' % port)
+    assert not started.exists()
