@@ -16,7 +16,7 @@ from mxnet import gluon
 
 from ..data import DATASETS, eval_loader, get_dataset, train_loader
 from ..data.preprocessing import preprocessing_for
-from ..errors import DivergenceError, UsageError, cli_main
+from ..errors import UsageError, cli_main
 from ..model_zoo import get_model, load_parameters
 from ..nn import canonical_name
 from ..utils.model_card import write_model_card
@@ -28,7 +28,7 @@ from .engine.determinism import make_deterministic
 from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
 from .engine.evaluation import evaluate, model_costs
 from .engine.logs import setup_logging
-from .engine.loop import NonFiniteLoss, train_epoch
+from .engine.loop import NonFiniteStep, train_epoch
 from .engine.metrics import MetricsLog, plot_history
 from .engine.progress import progress
 from .engine.run_files import RunFiles, RunLock
@@ -216,13 +216,6 @@ def _restore(args, net, trainer, ctx, logger):
     return state
 
 
-def _last_good(files, state):
-    """The checkpoint a diverged run leaves, and the epoch it holds."""
-    if not state['epoch']:
-        return 'none (no epoch finished)'
-    return '%s (epoch %d)' % (files.checkpoint, state['epoch'])
-
-
 def _save_best(files, net, accuracy, epoch, state, logger):
     """Write the new best model under its original name and as ``best.params``.
 
@@ -268,11 +261,8 @@ def _fit(args, net, data, ctx, files, logger):
         try:
             stats = train_epoch(net, trainer, loader, ctx, loss_fn, batch_size, bar,
                                 on_step=lambda i, _: pause_point('step', epoch))
-        except NonFiniteLoss as err:
-            raise DivergenceError('training diverged at epoch %d, by step %d: non-finite loss '
-                                  'at learning rate %g; last good checkpoint: %s'
-                                  % (epoch, err.step + 1, err.lr, _last_good(files, state))) \
-                from None
+        except NonFiniteStep as err:
+            raise err.in_run(epoch, files.checkpoint, state['epoch']) from None
         bar.close()
         # The score logged, the best file and the checkpoint then hold the same statistics.
         average_running_stats(net)

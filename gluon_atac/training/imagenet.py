@@ -33,12 +33,12 @@ from .engine.distributed import (batch_plan, broadcast_weights, create_kvstore,
                                  exit_like_a_worker)
 from .engine.evaluation import evaluate
 from .engine.logs import setup_logging
-from .engine.loop import train_epoch
+from .engine.loop import NonFiniteStep, train_epoch
 from .engine.losses import (SMOOTHING, build_loss, build_teacher, mixup_lambda,
                             training_targets)
 from .engine.metrics import MetricsLog, plot_history
 from .engine.progress import progress
-from .engine.run_files import RunFiles
+from .engine.run_files import RunFiles, RunLock
 from .engine.schedule import build_lr_scheduler
 
 __all__ = ['build_parser', 'parse_args', 'checkpoint_tag', 'run', 'main', 'KV_STORES']
@@ -399,6 +399,13 @@ def _validate_and_save(args, epoch, net, savable, files, plan, state, stats, ctx
         'val top-5 err': lambda r: r['val_top5_err']}, title=files.model_tag)
 
 
+def _last_good(args, files, epoch, done):
+    """The checkpoint a run diverging in ``epoch`` leaves, and the epoch it holds."""
+    if epoch - 1 > done:
+        return files.checkpoint, epoch - 1
+    return (args.resume, done) if args.resume else (files.checkpoint, 0)
+
+
 def run(args):
     """Train as ``args`` (from :func:`parse_args`) says.
 
@@ -410,6 +417,14 @@ def run(args):
     # Refuse unusable devices before anything is created or written.
     ctx, notes = _devices(args)
     kv = create_kvstore(args.kv_store)
+    if kv.rank:
+        return _train(args, ctx, notes, kv)
+    # Taken before rank 0 writes anything, so a second run leaves the first one's files be.
+    with RunLock(args.save_dir):
+        return _train(args, ctx, notes, kv)
+
+
+def _train(args, ctx, notes, kv):
     rank0 = kv.rank == 0
     logger = setup_logging(args.logging_file if rank0 else None,
                            name='gluon_atac.imagenet.rank%d' % kv.rank)
@@ -454,9 +469,12 @@ def run(args):
                                 args.num_workers, plan['parts'], plan['part'],
                                 seed=plan['seed'] + epoch - 1, idx=plan['train_idx'],
                                 seen=seen)
-        stats = train_epoch(net, trainer, batches, ctx, loss_fn, plan['step_batch'], bar,
-                            prepare=_batch_preparation(args, epoch, teacher, rng),
-                            on_step=_step_logger(args, epoch, trainer, plan, logger))
+        try:
+            stats = train_epoch(net, trainer, batches, ctx, loss_fn, plan['step_batch'], bar,
+                                prepare=_batch_preparation(args, epoch, teacher, rng),
+                                on_step=_step_logger(args, epoch, trainer, plan, logger))
+        except NonFiniteStep as err:
+            raise err.in_run(epoch, *_last_good(args, files, epoch, done)) from None
         bar.close()
         # The score logged and every file written then hold the same statistics.
         average_running_stats(net)

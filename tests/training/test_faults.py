@@ -17,7 +17,9 @@ from mxnet import autograd, gluon
 
 from gluon_atac import get_model
 from gluon_atac.data import write_cifar
+from gluon_atac.data.imagenet import write_synthetic_imagenet
 from gluon_atac.training import cifar as train
+from gluon_atac.training import imagenet as train_imagenet
 from gluon_atac.training.engine import checkpoint
 from gluon_atac.training.engine.checkpoint import load_checkpoint
 from gluon_atac.training.engine.metrics import read_metrics
@@ -39,12 +41,12 @@ def _flags(data_dir, save_dir, *extra):
             '16', '--no-progress', '--seed', '3', '--save-dir', str(save_dir)] + list(extra)
 
 
-def _start(argv, pause=None):
+def _start(argv, pause=None, script='train_cifar.py'):
     env = dict(os.environ, OMP_NUM_THREADS='1', GLUON_ATAC_OFFLINE='1')
     env.pop('GLUON_ATAC_TEST_PAUSE', None)
     if pause:
         env['GLUON_ATAC_TEST_PAUSE'] = pause
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train_cifar.py')] + argv,
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, script)] + argv,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             universal_newlines=True)
 
@@ -104,18 +106,80 @@ def test_killed_anywhere_resumes_to_the_uninterrupted_metrics(data_dir, tmp_path
     assert not [f for f in os.listdir(str(run)) if f.startswith('.')]
 
 
+@pytest.fixture(scope='module')
+def imagenet_dir(tmp_path_factory):
+    return write_synthetic_imagenet(str(tmp_path_factory.mktemp('imagenet')), classes=4,
+                                    train_per_class=6, val_per_class=2, size=40)
+
+
+def _imagenet_flags(data, save_dir, *extra):
+    return ['--data-dir', data, '--model', 'resnet18_v1b', '--classes', '4', '--input-size',
+            '32', '--batch-size', '8', '-j', '0', '--no-progress', '--log-interval', '0',
+            '--num-epochs', '2', '--save-dir', str(save_dir), '--logging-file',
+            str(save_dir / 'train.log')] + list(extra)
+
+
+def _refused_while_alive(argv, holder, script):
+    second = _start(argv, script=script)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2 and 'Traceback' not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ') and \
+        'in use by the run of process %d' % holder.pid in lines[0], err
+
+
+def test_imagenet_run_killed_in_its_checkpoint_write_resumes_bit_identical(imagenet_dir,
+                                                                          tmp_path):
+    flags = lambda d, *extra: _imagenet_flags(imagenet_dir, tmp_path / d, '--deterministic',
+                                              *extra)
+    wholes = [_start(flags('whole%d' % i), script='train_imagenet.py') for i in range(2)]
+    marker = str(tmp_path / 'paused')
+    cut = _start(flags('cut'), pause='checkpoint:2:' + marker, script='train_imagenet.py')
+    try:
+        _wait_for(marker, cut)
+        _refused_while_alive(flags('cut'), cut, 'train_imagenet.py')
+    finally:
+        os.kill(cut.pid, signal.SIGKILL)
+        cut.wait()
+    ckpt = str(tmp_path / 'cut' / 'checkpoint.ckpt')
+    assert _saved_epoch(ckpt) == 1
+    last = _start(flags('cut', '--resume', ckpt), script='train_imagenet.py')
+    assert last.wait(timeout=300) == 0, last.communicate()
+    for whole in wholes:
+        assert whole.wait(timeout=300) == 0, whole.communicate()
+    assert [r['epoch'] for r in read_metrics(str(tmp_path / 'cut' / 'metrics.jsonl'))] == [1, 2]
+    assert _same_metrics(tmp_path / 'whole0', tmp_path / 'whole1')
+    assert _same_metrics(tmp_path / 'whole0', tmp_path / 'cut')
+    final = 'imagenet-ResNet18_v1b_ChaATAC-1.params'
+    assert (tmp_path / 'whole0' / final).read_bytes() == (tmp_path / 'cut' / final).read_bytes()
+
+
+def test_imagenet_divergence_names_epoch_step_and_checkpoint(imagenet_dir, tmp_path, capsys):
+    run = tmp_path / 'run'
+    train_imagenet.main(_imagenet_flags(imagenet_dir, run, '--num-epochs', '1'))
+    ckpt = run / 'checkpoint.ckpt'
+    before = ckpt.read_bytes()
+    with pytest.raises(SystemExit) as stop:
+        train_imagenet.main(_imagenet_flags(imagenet_dir, run, '--lr', '1e30', '--resume',
+                                            str(ckpt)))
+    assert stop.value.code == 3
+    err = [l for l in capsys.readouterr().err.splitlines() if l.startswith('error:')]
+    assert len(err) == 1 and re.match(
+        r'error: training diverged at epoch 2, by step \d+: non-finite (loss|gradient norm) '
+        r'at learning rate [0-9.e+]+; last good checkpoint: %s \(epoch 1\)$'
+        % re.escape(str(ckpt)), err[0]), err
+    assert ckpt.read_bytes() == before
+    assert [r['epoch'] for r in read_metrics(str(run / 'metrics.jsonl'))] == [1]
+
+
 def test_second_live_run_in_the_folder_is_refused(data_dir, tmp_path):
     marker = str(tmp_path / 'paused')
     first = _start(_flags(data_dir, tmp_path / 'run', '--num-epochs', '1'),
                    pause='step:1:%s' % marker)
     try:
         _wait_for(marker, first)
-        second = _start(_flags(data_dir, tmp_path / 'run', '--num-epochs', '1'))
-        _, err = second.communicate(timeout=120)
-        assert second.returncode == 2 and 'Traceback' not in err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith('error: ') and \
-            'in use by the run of process %d' % first.pid in lines[0], err
+        _refused_while_alive(_flags(data_dir, tmp_path / 'run', '--num-epochs', '1'), first,
+                             'train_cifar.py')
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()

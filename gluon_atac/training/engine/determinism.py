@@ -11,6 +11,8 @@ process that is not yet set up this way starts itself again with them.
 import os
 import sys
 
+import mxnet as mx
+
 from ...errors import UsageError
 
 __all__ = ['DETERMINISTIC_ENV', 'is_deterministic_process', 'make_deterministic']
@@ -29,6 +31,20 @@ DETERMINISTIC_ENV = {
 def is_deterministic_process():
     """Whether this process started with every variable of :data:`DETERMINISTIC_ENV`."""
     return all(os.environ.get(k) == v for k, v in DETERMINISTIC_ENV.items())
+
+
+def _start_engine_quietly():
+    # MXNet announces a non-default engine on stderr when it starts it (at the latest when
+    # the process exits), which would follow a one-line error; the run logs it instead.
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(devnull, 2)
+    try:
+        mx.nd.zeros((1,)).wait_to_read()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _own_command():
@@ -56,6 +72,7 @@ def make_deterministic(restart):
         If ``restart`` is false and the process did not start deterministic.
     """
     if is_deterministic_process():
+        _start_engine_quietly()
         return
     if not restart:
         raise UsageError('--deterministic must be set before MXNet starts: run the script '

@@ -9,29 +9,51 @@ from mxnet import autograd
 from ...errors import DivergenceError
 from .devices import split_batch
 
-__all__ = ['EpochStats', 'NonFiniteLoss', 'train_epoch', 'CHECK_EVERY']
+__all__ = ['EpochStats', 'NonFiniteStep', 'train_epoch', 'CHECK_EVERY']
 
-# Steps between checks for a non-finite loss: each check waits for the devices.
+# Steps between checks for a non-finite loss or gradient norm: each check waits for the
+# devices.
 CHECK_EVERY = 20
 
 
-class NonFiniteLoss(DivergenceError):
-    """A batch's loss is NaN or infinite (a recipe that knows the epoch and its checkpoint
-    raises a fuller :class:`DivergenceError`; uncaught, this one also exits 3).
+class NonFiniteStep(DivergenceError):
+    """A batch's loss or gradient norm is NaN or infinite (a recipe that knows the epoch
+    and its checkpoint raises a fuller :class:`DivergenceError`; uncaught, this one also
+    exits 3).
 
     Attributes
     ----------
     step : int
-        0-based index of the batch in its epoch by which the loss was seen non-finite
+        0-based index of the batch in its epoch by which the value was seen non-finite
         (checked every ``CHECK_EVERY`` steps and at the end of the epoch).
     lr : float
         The learning rate of that step.
+    quantity : str
+        ``'loss'`` or ``'gradient norm'``.
     """
 
-    def __init__(self, step, lr, loss):
-        super(NonFiniteLoss, self).__init__('training diverged: loss %s by step %d of the '
-                                            'epoch (lr %g)' % (loss, step + 1, lr))
-        self.step, self.lr = step, lr
+    def __init__(self, step, lr, quantity):
+        super(NonFiniteStep, self).__init__('training diverged: non-finite %s by step %d '
+                                            'of the epoch (lr %g)' % (quantity, step + 1, lr))
+        self.step, self.lr, self.quantity = step, lr, quantity
+
+    def in_run(self, epoch, checkpoint, saved_epoch):
+        """The one-line error of a run: epoch, step, learning rate, last good checkpoint.
+
+        Parameters
+        ----------
+        epoch : int
+            1-based epoch that diverged.
+        checkpoint : str
+            The run's resume checkpoint.
+        saved_epoch : int
+            Epoch ``checkpoint`` holds; 0 when no epoch has finished.
+        """
+        last = '%s (epoch %d)' % (checkpoint, saved_epoch) if saved_epoch else \
+            'none (no epoch finished)'
+        return DivergenceError('training diverged at epoch %d, by step %d: non-finite %s at '
+                               'learning rate %g; last good checkpoint: %s'
+                               % (epoch, self.step + 1, self.quantity, self.lr, last))
 
 
 class EpochStats(object):
@@ -56,6 +78,7 @@ class EpochStats(object):
         # Per device: NDArray sums of the losses and of the correct predictions.
         self._sums = {}
         self._final = None
+        self._gradient_sq = None
 
     def add(self, losses, outputs, labels):
         """Queue one step's per-device losses, outputs and hard labels into the sums."""
@@ -64,6 +87,23 @@ class EpochStats(object):
             step = mx.nd.concat(loss.sum(), hits.sum(), dim=0).astype('float64')
             total = self._sums.get(loss.context)
             self._sums[loss.context] = step if total is None else total + step
+
+    def add_gradients(self, grads):
+        """Queue the squared norm of one step's gradients (NDArrays on one device)."""
+        by_dtype = {}
+        for grad in grads:
+            by_dtype.setdefault(grad.dtype, []).append(grad)
+        for same in by_dtype.values():
+            # One operator for all arrays of a dtype; float32 sums even for float16.
+            step = mx.nd.multi_sum_sq(*same, num_arrays=len(same)).sum().astype('float64')
+            total = self._gradient_sq
+            self._gradient_sq = step if total is None else total + step
+
+    @property
+    def gradient_sq_sum(self):
+        """Sum over the steps of the squared gradient norms (NaN or infinite once any
+        gradient was)."""
+        return 0.0 if self._gradient_sq is None else float(self._gradient_sq.asscalar())
 
     def finish(self):
         """End the epoch: wait for its steps, read the sums once, and time it."""
@@ -134,11 +174,12 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
 
     Raises
     ------
-    NonFiniteLoss
-        At the first batch whose loss is not finite: the weights are no longer usable,
-        and the caller keeps the files of the last finished epoch.
+    NonFiniteStep
+        At a batch whose loss or gradient norm is not finite: the weights are no longer
+        usable, and the caller keeps the files of the last finished epoch.
     """
     stats = EpochStats()
+    grads = None
     for i, (data, label) in enumerate(batches):
         xs, hard = split_batch(data, label, ctx)
         xs, targets, soft = prepare(xs, hard) if prepare else (xs, hard, None)
@@ -151,6 +192,8 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
         autograd.backward(losses)
         trainer.step(step_batch)
         stats.add(losses, outputs, hard)
+        grads = grads or _gradients(net, ctx[0])
+        stats.add_gradients(grads)
         stats.samples += data.shape[0]
         bar.update(data.shape[0])
         if (i + 1) % CHECK_EVERY == 0:
@@ -163,8 +206,15 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
     return stats
 
 
+def _gradients(net, device):
+    # Known after the first backward pass (deferred initialization), then fixed arrays.
+    return [p.grad(device) for p in net.collect_params().values() if p.grad_req != 'null']
+
+
 def _check_finite(stats, step, trainer):
-    # A non-finite loss makes the running sum non-finite for good, so checking the sum
+    # A non-finite value makes its running sum non-finite for good, so checking the sums
     # now and then finds any diverged step without waiting for the devices every step.
     if not math.isfinite(stats.loss_sum):
-        raise NonFiniteLoss(step, trainer.learning_rate, stats.loss_sum)
+        raise NonFiniteStep(step, trainer.learning_rate, 'loss')
+    if not math.isfinite(stats.gradient_sq_sum):
+        raise NonFiniteStep(step, trainer.learning_rate, 'gradient norm')
