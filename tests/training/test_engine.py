@@ -8,6 +8,7 @@ import pytest
 from gluon_atac.errors import UsageError
 from gluon_atac.nn import group_norm
 from gluon_atac.training.engine.args import TrainingParser, add_shared_flags, decay_epochs
+from gluon_atac.training.engine.determinism import make_deterministic
 from gluon_atac.training.engine.devices import fitting_batch_size, split_batch
 from gluon_atac.training.engine.loop import NonFiniteStep, train_epoch
 from gluon_atac.training.engine.losses import (build_loss, mixup_lambda, smooth_labels,
@@ -129,3 +130,10 @@ def test_a_non_finite_gradient_with_a_finite_loss_stops_the_epoch():
                         'at learning rate 0.5; last good checkpoint: run/checkpoint.ckpt '
                         '(epoch 3)')
     assert 'none (no epoch finished)' in str(stop.value.in_run(1, 'c.ckpt', 0))
+
+
+def test_deterministic_mode_cannot_begin_inside_a_running_python(monkeypatch):
+    monkeypatch.delenv('MXNET_ENGINE_TYPE', raising=False)
+    with pytest.raises(UsageError, match='--deterministic must be set before MXNet starts: '
+                                         'run the script from the shell'):
+        make_deterministic(restart=False)
