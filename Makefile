@@ -26,6 +26,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/throughput.py --act-types relu,chaatac,chaatac-gluon
+	$(PY) benchmarks/deterministic_cost.py --rounds 3
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
