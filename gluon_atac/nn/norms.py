@@ -2,6 +2,8 @@
 import numpy as np
 from mxnet import gluon
 
+from ..errors import UsageError
+
 __all__ = ['GroupNorm', 'group_norm']
 
 
@@ -20,7 +22,7 @@ class GroupNorm(gluon.HybridBlock):
     Parameters
     ----------
     num_groups : int, default 32
-        Must divide the channels.
+        Must divide the channels (else :class:`~gluon_atac.errors.UsageError`).
     in_channels : int, default 0
         Channels, or 0 to infer them from the first input.
     epsilon : float, default 1e-5
@@ -32,6 +34,8 @@ class GroupNorm(gluon.HybridBlock):
                  beta_initializer='zeros', **kwargs):
         super().__init__(**kwargs)
         self._num_groups = num_groups
+        if in_channels:
+            self._check_channels(in_channels)
         self._epsilon = epsilon
         # The dtype of inputs and outputs; the parameters are always float32.
         self._io_dtype = 'float32'
@@ -46,8 +50,14 @@ class GroupNorm(gluon.HybridBlock):
         self._io_dtype = np.dtype(dtype).name
         super().cast('float32')
 
+    def _check_channels(self, channels):
+        if channels % self._num_groups:
+            raise UsageError('GroupNorm with %d groups cannot normalize %d channels (the '
+                             'groups must divide the channels)' % (self._num_groups, channels))
+
     def infer_shape(self, x, *args):
         """Per-channel parameters from the input's channel axis."""
+        self._check_channels(x.shape[1])
         self.gamma.shape = self.beta.shape = (x.shape[1],)
 
     def hybrid_forward(self, F, x, gamma, beta):

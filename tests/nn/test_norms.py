@@ -3,6 +3,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from gluon_atac.errors import UsageError
 from gluon_atac.model_zoo import get_model
 from gluon_atac.nn import group_norm
 
@@ -57,3 +58,13 @@ def test_hosts_build_with_group_norm_everywhere():
     params = net._collect_params_with_prefix()
     assert not any('running' in name for name in params)
     assert params['layer1.0.bn1.gamma'].shape == (64,)
+
+
+@pytest.mark.parametrize('declared', [True, False])
+def test_channels_the_groups_do_not_divide_are_one_line(declared):
+    message = 'GroupNorm with 32 groups cannot normalize 48 channels'
+    # Gluon re-raises an error of deferred initialization as a ValueError with its message.
+    with pytest.raises(UsageError if declared else ValueError, match=message):
+        norm = group_norm(in_channels=48 if declared else 0)
+        norm.initialize()
+        norm(mx.nd.ones((1, 48, 2, 2)))
