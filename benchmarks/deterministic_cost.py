@@ -67,6 +67,9 @@ def main(argv=None):
     report = {'flags': flags, 'cpu': cpu_name(), 'omp_num_threads':
               os.environ.get('OMP_NUM_THREADS'), 'rounds': rounds,
               'median_ratio': statistics.median(ratios)}
+    if args.json:
+        with open(args.json, 'w') as handle:
+            json.dump(report, handle, indent=1)
     print('train_cifar.py %s  OMP_NUM_THREADS=%s  %s' % (' '.join(flags),
                                                        report['omp_num_threads'], report['cpu']))
     for r in rounds:
@@ -74,9 +77,6 @@ def main(argv=None):
               % (r['default'], r['deterministic'], r['ratio']))
     print('median ratio %.3f (range %.3f-%.3f)' % (report['median_ratio'], min(ratios),
                                                    max(ratios)))
-    if args.json:
-        with open(args.json, 'w') as handle:
-            json.dump(report, handle, indent=1)
     return report
 
 
