@@ -18,8 +18,10 @@ $(STAMP): setup.py constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,onnx]'
 	touch $(STAMP)
 
+# One pytest worker per core, each operator on one thread: two threads per operator on a
+# busy core spin in OpenMP barriers and run ten times slower.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(NPROC) --dist loadgroup tests
 
 demo: $(STAMP)
 	$(PY) -m gluon_atac.demo --out runs/demo

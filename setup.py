@@ -19,6 +19,6 @@ setup(
         "mlxtend",
     ],
     # onnx 1.15: newer releases drop onnx.mapping, which mxnet.onnx imports.
-    extras_require={"test": ["pytest"], "onnx": ["onnx==1.15.0", "onnxruntime==1.19.2"]},
+    extras_require={"test": ["pytest", "pytest-xdist"], "onnx": ["onnx==1.15.0", "onnxruntime==1.19.2"]},
     py_modules=["train_cifar", "train_imagenet"],
 )

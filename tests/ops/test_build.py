@@ -13,7 +13,9 @@ import pytest
 
 from gluon_atac import ops
 
-pytestmark = pytest.mark.skipif(shutil.which('g++') is None, reason='no C++ compiler')
+# One xdist worker runs the module (make test: --dist loadgroup), so it compiles once.
+pytestmark = [pytest.mark.skipif(shutil.which('g++') is None, reason='no C++ compiler'),
+              pytest.mark.xdist_group('native-build')]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -117,7 +117,7 @@ def test_published_command_runs_one_short_epoch(tmp_path, data_dirs):
     cmd = [sys.executable, os.path.join(ROOT, 'train_cifar.py')] + PUBLISHED + [
         '--num-epochs', '1', '--batch-size', '16', '--data-dir', data_dirs['cifar100', 'bin'],
         '--save-dir', str(save_dir), '--no-progress']
-    env = dict(os.environ, OMP_NUM_THREADS='2', GLUON_ATAC_OFFLINE='1')
+    env = dict(os.environ, OMP_NUM_THREADS='1', GLUON_ATAC_OFFLINE='1')
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -76,7 +76,7 @@ def test_corrupt_checkpoint(capsys, tmp_path, data_dir):
     (['--act-type', 'NoSuchAct'], "error: unknown act type 'NoSuchAct'"),
 ])
 def test_subprocess_one_line_no_traceback(tmp_path, argv, expected):
-    env = dict(os.environ, OMP_NUM_THREADS='2', GLUON_ATAC_OFFLINE='1')
+    env = dict(os.environ, OMP_NUM_THREADS='1', GLUON_ATAC_OFFLINE='1')
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'train_cifar.py'),
                            '--dataset', 'cifar100', '--save-dir', str(tmp_path)] + argv,
                           env=env, capture_output=True, text=True, timeout=120)
