@@ -19,9 +19,10 @@ $(STAMP): setup.py constraints.txt
 	touch $(STAMP)
 
 # One pytest worker per core, each operator on one thread: two threads per operator on a
-# busy core spin in OpenMP barriers and run ten times slower.
+# busy core spin in OpenMP barriers and run ten times slower. A test module runs on one
+# worker, so its module fixtures (the native-gate compile, for one) are built once.
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(NPROC) --dist loadgroup tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(NPROC) --dist loadfile tests
 
 demo: $(STAMP)
 	$(PY) -m gluon_atac.demo --out runs/demo

@@ -11,10 +11,6 @@ from gluon_atac.experiments import build_report, expand
 from gluon_atac.experiments.runner import _save_manifest
 from gluon_atac.training.engine.metrics import read_metrics
 
-# The smoke grid is trained once, on the one xdist worker that runs both modules
-# (make test: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group('smoke-grid')
-
 
 def _best(run):
     return read_metrics(os.path.join(run.dir, 'metrics.jsonl'))[-1]['best_val_acc']

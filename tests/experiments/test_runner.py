@@ -15,10 +15,6 @@ from gluon_atac.training.engine.metrics import read_metrics
 
 from conftest import smoke_runs
 
-# The smoke grid is trained once, on the one xdist worker that runs both modules
-# (make test: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group('smoke-grid')
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Stands in for train_cifar.py: notes its device and times, writes the metrics file.

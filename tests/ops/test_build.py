@@ -13,9 +13,7 @@ import pytest
 
 from gluon_atac import ops
 
-# One xdist worker runs the module (make test: --dist loadgroup), so it compiles once.
-pytestmark = [pytest.mark.skipif(shutil.which('g++') is None, reason='no C++ compiler'),
-              pytest.mark.xdist_group('native-build')]
+pytestmark = pytest.mark.skipif(shutil.which('g++') is None, reason='no C++ compiler')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
