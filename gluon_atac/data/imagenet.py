@@ -4,8 +4,10 @@ Both layouts give the same preprocessing. Training: random resized crop (area 0.
 aspect 3/4-4/3), mirror, brightness/contrast/saturation jitter 0.4, PCA lighting 0.1.
 Validation: resize the short side to ``ceil(input_size / crop_ratio)``, centre crop.
 Under a distributed kvstore every worker reads only its shard (``num_parts`` /
-``part_index``).
+``part_index``). A damaged image stops either reader with a one-line ``DataError``
+naming it (see :mod:`gluon_atac.data.integrity`).
 """
+import contextlib
 import math
 import os
 
@@ -15,7 +17,9 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon.data.vision import transforms
 
+from ..errors import DataError, one_line
 from ..utils.seeding import seed_everything
+from .integrity import check_record_file, decode_image_file
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'JITTER', 'LIGHTING', 'val_resize', 'val_crop',
            'count_images', 'ShardSampler', 'train_batches', 'val_batches', 'preprocess_image',
@@ -54,12 +58,15 @@ def _check_folder(root):
 
 
 def count_images(path, idx=None):
-    """Number of images in a ``.rec`` file (counted in its ``.idx``) or a class folder."""
+    """Number of images in a ``.rec`` file (counted in its ``.idx``) or a class folder.
+
+    A record file is checked first (:func:`gluon_atac.data.integrity.check_record_file`,
+    once per process): a damaged record raises ``DataError``.
+    """
     if _is_rec(path):
-        with open(_idx_of(path, idx)) as handle:
-            return sum(1 for line in handle if line.strip())
+        return check_record_file(path, _idx_of(path, idx))
     _check_folder(path)
-    return len(gluon.data.vision.ImageFolderDataset(path))
+    return len(_Images(path))
 
 
 class ShardSampler(gluon.data.Sampler):
@@ -98,6 +105,15 @@ class ShardSampler(gluon.data.Sampler):
 
     def __len__(self):
         return self.length
+
+
+class _Images(gluon.data.vision.ImageFolderDataset):
+    """A class folder whose damaged images raise ``DataError`` naming the file, in loader
+    processes too (the loader hands the exception to the main process)."""
+
+    def __getitem__(self, idx):
+        path, label = self.items[idx]
+        return decode_image_file(path, self._flag, 'class folder %s' % self._root), label
 
 
 class _SeededAugmentation(gluon.data.Dataset):
@@ -154,6 +170,8 @@ def _val_transform(input_size, crop_ratio):
 
 def _record_iter(rec, idx, batch_size, input_size, num_workers, num_parts, part_index,
                  train, crop_ratio=0.875, seed=0):
+    # ImageRecordIter aborts the process on a damaged record instead of raising.
+    check_record_file(rec, _idx_of(rec, idx))
     norm = dict(mean_r=MEAN_RGB[0], mean_g=MEAN_RGB[1], mean_b=MEAN_RGB[2],
                 std_r=STD_RGB[0], std_g=STD_RGB[1], std_b=STD_RGB[2])
     common = dict(path_imgrec=rec, path_imgidx=_idx_of(rec, idx), batch_size=batch_size,
@@ -168,6 +186,20 @@ def _record_iter(rec, idx, batch_size, input_size, num_workers, num_parts, part_
         min_random_area=0.08, max_random_area=1.0, min_aspect_ratio=3 / 4,
         max_aspect_ratio=4 / 3, brightness=JITTER, contrast=JITTER, saturation=JITTER,
         pca_noise=LIGHTING, **common)
+
+
+@contextlib.contextmanager
+def _naming(rec):
+    """Turn a failure of ``ImageRecordIter`` on ``rec`` into a one-line error naming it.
+
+    The start-up check does not read a JPEG's compressed data, where damage can still make
+    the decoder fail; ``ImageRecordIter`` then raises without naming the file.
+    """
+    try:
+        yield
+    except mx.base.MXNetError as err:
+        raise DataError('reading %s failed, probably on an image that does not decode (%s)'
+                        % (rec, one_line(err))) from None
 
 
 def _processes(num_workers):
@@ -218,19 +250,20 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
         CPU memory (fast copies to GPUs; spread them with ``split_and_load``).
     """
     if _is_rec(path):
-        it = _record_iter(path, idx, batch_size, input_size, num_workers, num_parts,
-                          part_index, train=True, seed=seed)
-        done = 0
-        while done < steps:
-            for batch in it:
-                yield batch.data[0], batch.label[0]
-                done += 1
-                if done == steps:
-                    return
-            it.reset()
+        with _naming(path):
+            it = _record_iter(path, idx, batch_size, input_size, num_workers, num_parts,
+                              part_index, train=True, seed=seed)
+            done = 0
+            while done < steps:
+                for batch in it:
+                    yield batch.data[0], batch.label[0]
+                    done += 1
+                    if done == steps:
+                        return
+                it.reset()
         return
     _check_folder(path)
-    dataset = gluon.data.vision.ImageFolderDataset(path)
+    dataset = _Images(path)
     order = list(ShardSampler(len(dataset), steps * batch_size, num_parts, part_index))
     if seen is not None:
         seen.extend(order)
@@ -263,17 +296,17 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
     if _is_rec(path):
         # ImageRecordIter refuses a batch larger than the file.
         batch_size = min(batch_size, count_images(path, idx))
-        it = _record_iter(path, idx, batch_size, input_size, num_workers, 1, 0,
-                          train=False, crop_ratio=crop_ratio)
-        for batch in it:
-            # round_batch fills the last batch from the start; those rows are not new.
-            keep = batch_size - batch.pad
-            yield _unpinned(batch.data[0][:keep]), batch.label[0][:keep]
+        with _naming(path):
+            it = _record_iter(path, idx, batch_size, input_size, num_workers, 1, 0,
+                              train=False, crop_ratio=crop_ratio)
+            for batch in it:
+                # round_batch fills the last batch from the start; those rows are not new.
+                keep = batch_size - batch.pad
+                yield _unpinned(batch.data[0][:keep]), batch.label[0][:keep]
         return
     _check_folder(path)
-    dataset = gluon.data.vision.ImageFolderDataset(path)
     loader = gluon.data.DataLoader(
-        dataset.transform_first(_val_transform(input_size, crop_ratio)),
+        _Images(path).transform_first(_val_transform(input_size, crop_ratio)),
         batch_size=batch_size, shuffle=False, last_batch='keep',
         num_workers=_processes(num_workers))
     for data, label in loader:
@@ -282,7 +315,7 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
 
 def preprocess_image(path, input_size=224, crop_ratio=0.875):
     """One image file as a normalized ``1 x 3 x S x S`` batch (validation preprocessing)."""
-    image = mx.image.imread(path)
+    image = decode_image_file(path)
     return _val_transform(input_size, crop_ratio)(image).expand_dims(0)
 
 
