@@ -1,6 +1,7 @@
 """python -m gluon_atac.evaluate: ImageNet record/folder and CIFAR, the published name."""
 import json
 import os
+import re
 
 import mxnet as mx
 import pytest
@@ -9,6 +10,7 @@ import gluon_atac as ga
 from gluon_atac.data import eval_loader, get_dataset, write_cifar
 from gluon_atac.data.imagenet import write_synthetic_imagenet
 from gluon_atac.evaluate import main
+from gluon_atac.training.cifar import build_parser
 from gluon_atac.training.engine.evaluation import evaluate
 
 PUBLISHED = '0.2141-imagenet-ResNet50_v1b_ChaATAC-155-best.params'
@@ -64,16 +66,29 @@ def test_published_checkpoint_name_loads_with_the_original_flags(tiny, tmp_path,
     assert len(err) == 1 and 'does not fit' in err[0] and 'unexpected' in err[0]
 
 
-def test_cifar_errors_match_the_cifar_evaluation(tmp_path):
-    write_cifar(str(tmp_path / 'cifar'), 'cifar10', n_train=8, n_test=24)
-    net = ga.get_model('cifar_resnet8_v2', classes=10)
+@pytest.mark.parametrize('dataset, classes, flags', [('cifar10', 10, []),
+                                                     ('cifar100', 20, ['--coarse-labels'])])
+def test_cifar_errors_match_the_cifar_evaluation(tmp_path, dataset, classes, flags):
+    write_cifar(str(tmp_path / 'cifar'), dataset, n_train=8, n_test=24)
+    net = ga.get_model('cifar_resnet8_v2', classes=classes)
     params = _saved(net, tmp_path / 'r8.params', (1, 3, 32, 32))
-    result = main(['cifar_resnet8_v2', '--params', params, '--dataset', 'cifar10', '--data',
-                   str(tmp_path / 'cifar'), '-j', '0'])
-    data = get_dataset('cifar10', str(tmp_path / 'cifar'))
+    result = main(['cifar_resnet8_v2', '--params', params, '--dataset', dataset, '--data',
+                   str(tmp_path / 'cifar'), '-j', '0'] + flags)
+    data = get_dataset(dataset, str(tmp_path / 'cifar'), coarse_labels=bool(flags))
     accuracy = evaluate(net, eval_loader(data, 8), [mx.cpu()])['top1_acc']
     assert result['images'] == 24
     assert result['top1_err'] == pytest.approx(1 - accuracy)
+
+
+def test_every_dataset_of_the_trainers_is_accepted(capsys):
+    # ImageNet's two layouts, class folders and record files, are both --data imagenet.
+    def choices(help_text):
+        return set(re.search(r'--dataset \{([^}]*)\}', help_text).group(1).split(','))
+    with pytest.raises(SystemExit) as stop:
+        main(['--help'])
+    assert stop.value.code == 0
+    assert choices(capsys.readouterr().out) == choices(
+        build_parser().format_help()) | {'imagenet'}
 
 
 def test_mnist5k_is_evaluated_like_the_trainers_see_it(tmp_path):
