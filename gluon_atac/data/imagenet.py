@@ -113,7 +113,32 @@ class _Images(gluon.data.vision.ImageFolderDataset):
 
     def __getitem__(self, idx):
         path, label = self.items[idx]
-        return decode_image_file(path, self._flag, 'class folder %s' % self._root), label
+        return decode_image_file(path, self._flag, 'class folder %s' % self._root,
+                                 wait=False), label
+
+    def name_failure(self, indices):
+        """Raise ``DataError`` naming the first of the images ``indices`` that does not
+        decode, if one does not."""
+        for idx in indices:
+            decode_image_file(self.items[idx][0], self._flag, 'class folder %s' % self._root)
+
+
+def _folder_batches(loader, images, batches):
+    """The batches of ``loader``, which reads ``images`` at the positions ``batches``.
+
+    Images are decoded asynchronously, so an image that fails to decode although it
+    passed its check shows only when its batch is used; that batch's images are then
+    decoded again, one by one, to name it.
+    """
+    it = iter(loader)
+    for indices in batches:
+        try:
+            data, label = next(it)
+            data.wait_to_read()
+        except mx.base.MXNetError:
+            images.name_failure(indices)
+            raise
+        yield data, label
 
 
 class _SeededAugmentation(gluon.data.Dataset):
@@ -267,11 +292,11 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
     order = list(ShardSampler(len(dataset), steps * batch_size, num_parts, part_index))
     if seen is not None:
         seen.extend(order)
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     loader = gluon.data.DataLoader(
         _SeededAugmentation(dataset, _train_transform(input_size), seed),
-        batch_sampler=[order[i:i + batch_size] for i in range(0, len(order), batch_size)],
-        num_workers=_processes(num_workers))
-    for data, label in loader:
+        batch_sampler=batches, num_workers=_processes(num_workers))
+    for data, label in _folder_batches(loader, dataset, batches):
         yield data, label.astype('float32')
 
 
@@ -305,11 +330,14 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
                 yield _unpinned(batch.data[0][:keep]), batch.label[0][:keep]
         return
     _check_folder(path)
+    images = _Images(path)
     loader = gluon.data.DataLoader(
-        _Images(path).transform_first(_val_transform(input_size, crop_ratio)),
+        images.transform_first(_val_transform(input_size, crop_ratio)),
         batch_size=batch_size, shuffle=False, last_batch='keep',
         num_workers=_processes(num_workers))
-    for data, label in loader:
+    batches = [range(i, min(i + batch_size, len(images)))
+               for i in range(0, len(images), batch_size)]
+    for data, label in _folder_batches(loader, images, batches):
         yield _unpinned(data), label.astype('float32')
 
 

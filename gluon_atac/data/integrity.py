@@ -261,8 +261,8 @@ def _image_problem(data, start, end):
     return None
 
 
-def decode_image_file(path, flag=1, where=None):
-    """The image in ``path``, decoded as ``mx.image.imread`` does, or a one-line error.
+def decode_image_file(path, flag=1, where=None, wait=True):
+    """The image in ``path``, read by ``mx.image.imread`` once checked, or a one-line error.
 
     Parameters
     ----------
@@ -271,6 +271,11 @@ def decode_image_file(path, flag=1, where=None):
         1: three channels (RGB), 0: grey, as ``mx.image.imread``.
     where : str, optional
         Added to the message in parentheses, e.g. ``class folder <root>``.
+    wait : bool, default True
+        Wait for MXNet's decoding, which runs asynchronously, so that its failure is named
+        here. Loaders pass ``False`` to overlap the decoding with their next image; a
+        failure then shows when the image is used, unnamed (the readers in
+        :mod:`gluon_atac.data.imagenet` then decode that batch's images again, waiting).
 
     Returns
     -------
@@ -290,9 +295,11 @@ def decode_image_file(path, flag=1, where=None):
     if problem:
         raise DataError('damaged image %s: %s' % (name, problem))
     try:
-        image = mx.image.imdecode(data, flag)
-        # MXNet decodes asynchronously; unwaited, a failure surfaces later and unnamed.
-        image.wait_to_read()
+        # MXNet reads the file again, from the page cache: that costs less than handing it
+        # the bytes (an NDArray copy).
+        image = mx.image.imread(path, flag)
+        if wait:
+            image.wait_to_read()
     except mx.base.MXNetError:
         raise DataError('damaged image %s: MXNet cannot decode it' % name) from None
     return image

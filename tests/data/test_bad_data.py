@@ -78,8 +78,18 @@ def _damage_jpeg(path, damage):
         _write(path, content[:len(content) * 2 // 3])
     elif damage == 'empty':
         _write(path, b'')
-    else:  # 'header': the frame header's component count, which MXNet's imread ignores
+    elif damage == 'header':  # the frame header's component count, which imread ignores
         _overwrite(path, content.find(b'\xff\xc0') + 9, b'\x00')
+    else:  # 'later scan': a progressive JPEG is checked up to its first scan only
+        _write(path, _progressive_jpeg(np.full((32, 32, 3), 90, np.uint8), damaged=True))
+
+
+def _progressive_jpeg(image, damaged=False):
+    jpeg = bytearray(cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1])
+    if damaged:
+        later_table = jpeg.find(b'\xff\xc4', jpeg.find(b'\xff\xda'))
+        jpeg[later_table + 4] = 0x37  # table class 3 does not exist
+    return bytes(jpeg)
 
 
 def test_good_images_decode_as_mxnet_reads_them(pristine):
@@ -91,7 +101,8 @@ def test_good_images_decode_as_mxnet_reads_them(pristine):
     ('garbage', 0, 'MXNet cannot decode it'),
     ('truncated', 2, 'JPEG data stops before its end marker (truncated)'),
     ('empty', 0, 'the file is empty'),
-    ('header', 0, 'JPEG with a frame header of 0 components in 17 bytes')])
+    ('header', 0, 'JPEG with a frame header of 0 components in 17 bytes'),
+    ('later scan', 2, 'MXNet cannot decode it')])
 def test_damaged_folder_image_is_named(data, damage, workers, reason):
     path = os.path.join(data, 'val', IMAGE)
     _damage_jpeg(path, damage)
@@ -194,18 +205,14 @@ def test_damage_inside_compressed_jpeg_data_is_not_found(data):
 
 
 def test_training_names_the_record_file_of_an_image_failing_to_decode(data):
-    # A progressive JPEG is checked up to its first scan; a damaged table of a later scan
-    # makes decoding fail, which ImageRecordIter reports without the file.
+    # A damaged table of a progressive JPEG's later scan passes the check and makes
+    # decoding fail, which ImageRecordIter reports without the file.
     prefix = os.path.join(data, 'progressive')
     record = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'w')
     for key in range(4):
         image = np.random.RandomState(key).randint(0, 256, (32, 32, 3)).astype(np.uint8)
-        jpeg = bytearray(cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1])
-        if key == 1:
-            later_table = jpeg.find(b'\xff\xc4', jpeg.find(b'\xff\xda'))
-            jpeg[later_table + 4] = 0x37  # table class 3 does not exist
         record.write_idx(key, mx.recordio.pack(mx.recordio.IRHeader(0, 0.0, key, 0),
-                                               bytes(jpeg)))
+                                               _progressive_jpeg(image, damaged=key == 1)))
     record.close()
     assert check_record_file(prefix + '.rec', prefix + '.idx') == 4
     with pytest.raises(DataError, match='reading %s failed, probably on an image that does '
