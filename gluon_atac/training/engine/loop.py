@@ -88,12 +88,10 @@ class EpochStats(object):
             total = self._sums.get(loss.context)
             self._sums[loss.context] = step if total is None else total + step
 
-    def add_gradients(self, grads):
-        """Queue the squared norm of one step's gradients (NDArrays on one device)."""
-        by_dtype = {}
-        for grad in grads:
-            by_dtype.setdefault(grad.dtype, []).append(grad)
-        for same in by_dtype.values():
+    def add_gradients(self, groups):
+        """Queue the squared norm of one step's gradients: lists of NDArrays on one device,
+        one list per dtype (see :func:`_gradient_groups`)."""
+        for same in groups:
             # One operator for all arrays of a dtype; float32 sums even for float16.
             step = mx.nd.multi_sum_sq(*same, num_arrays=len(same)).sum().astype('float64')
             total = self._gradient_sq
@@ -192,7 +190,7 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
         autograd.backward(losses)
         trainer.step(step_batch)
         stats.add(losses, outputs, hard)
-        grads = grads or _gradients(net, ctx[0])
+        grads = grads or _gradient_groups(net, ctx[0])
         stats.add_gradients(grads)
         stats.samples += data.shape[0]
         bar.update(data.shape[0])
@@ -206,9 +204,18 @@ def train_epoch(net, trainer, batches, ctx, loss_fn, step_batch, bar, prepare=No
     return stats
 
 
-def _gradients(net, device):
-    # Known after the first backward pass (deferred initialization), then fixed arrays.
-    return [p.grad(device) for p in net.collect_params().values() if p.grad_req != 'null']
+def _gradient_groups(net, device):
+    """The gradient arrays of ``net`` on ``device``, one list per dtype.
+
+    Known after the first backward pass (deferred initialization), then the same arrays
+    every step, so an epoch groups them once.
+    """
+    by_dtype = {}
+    for param in net.collect_params().values():
+        if param.grad_req != 'null':
+            grad = param.grad(device)
+            by_dtype.setdefault(grad.dtype, []).append(grad)
+    return list(by_dtype.values())
 
 
 def _check_finite(stats, step, trainer):
