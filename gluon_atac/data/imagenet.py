@@ -331,12 +331,11 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
         return
     _check_folder(path)
     images = _Images(path)
-    loader = gluon.data.DataLoader(
-        images.transform_first(_val_transform(input_size, crop_ratio)),
-        batch_size=batch_size, shuffle=False, last_batch='keep',
-        num_workers=_processes(num_workers))
     batches = [range(i, min(i + batch_size, len(images)))
                for i in range(0, len(images), batch_size)]
+    loader = gluon.data.DataLoader(
+        images.transform_first(_val_transform(input_size, crop_ratio)),
+        batch_sampler=batches, num_workers=_processes(num_workers))
     for data, label in _folder_batches(loader, images, batches):
         yield _unpinned(data), label.astype('float32')
 
