@@ -198,7 +198,6 @@ while True:
 '''
 
 
-
 @pytest.mark.parametrize('role', ['worker 1', 'server 0', 'scheduler'])
 def test_a_process_killed_mid_epoch_stops_the_job_and_leaves_no_process(role):
     # The launcher's Job runs in this process: behind `python -m gluon_atac.launch` its
@@ -231,6 +230,7 @@ def test_a_process_killed_mid_epoch_stops_the_job_and_leaves_no_process(role):
             in out.getvalue())
     assert ended['at'] - killed < 60
     assert leftover == []
+
 
 def test_a_busy_port_is_one_line_and_starts_nothing(tmp_path, capsys):
     started = tmp_path / 'started'

@@ -425,6 +425,8 @@ def check_record_file(rec, idx):
     DataError
         ``damaged record <key> in <rec>: <what>``, or an unreadable index line.
     """
-    stamps = tuple((os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns)
-                   for p in (rec, idx))
-    return _checked(rec, idx, stamps)
+    stamps = []
+    for path in (rec, idx):
+        stat = os.stat(path)
+        stamps.append((os.path.abspath(path), stat.st_size, stat.st_mtime_ns))
+    return _checked(rec, idx, tuple(stamps))
