@@ -1,6 +1,11 @@
 """Install gluon_atac: Attention as Activation units and hosts for MXNet/Gluon."""
 from setuptools import find_packages, setup
 
+# Each has gluon_atac/commands/<name>.py, runs as `python -m gluon_atac.<name>` and as the
+# console script gluon-atac-<name>.
+COMMANDS = ('evaluate', 'export', 'classify', 'visualize', 'summary', 'demo', 'launch',
+            'experiments')
+
 setup(
     name="gluon_atac",
     version="0.1.0",
@@ -21,4 +26,8 @@ setup(
     # onnx 1.15: newer releases drop onnx.mapping, which mxnet.onnx imports.
     extras_require={"test": ["pytest", "pytest-xdist"], "onnx": ["onnx==1.15.0", "onnxruntime==1.19.2"]},
     py_modules=["train_cifar", "train_imagenet"],
+    entry_points={"console_scripts": [
+        'gluon-atac-train-cifar = gluon_atac.training.cifar:main',
+        'gluon-atac-train-imagenet = gluon_atac.training.imagenet:main',
+    ] + ['gluon-atac-%s = gluon_atac.commands.%s:main' % (name, name) for name in COMMANDS]},
 )

@@ -29,7 +29,7 @@ from mxnet import autograd, gluon
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 from gluon_atac import get_model  # noqa: E402  (path set up above)
-from gluon_atac.cli import without_options  # noqa: E402
+from gluon_atac.utils.argv import without_options  # noqa: E402
 from gluon_atac.nn import set_fused  # noqa: E402
 
 GLUON_SUFFIX = '-gluon'

@@ -1,8 +1,9 @@
 """The package's layers import only downwards, and ``import gluon_atac`` stays a library.
 
 Layers, lowest first (the README's layout section lists the same order):
-errors < ops < nn < model_zoo < data, utils < training engine < training recipes <
-commands (cli, evaluate, export, summary, visualize, classify, demo, launch, experiments).
+errors, registry < ops < nn < model_zoo < data, utils < trained (the trained-model layer) <
+training engine < training recipes < commands (gluon_atac.commands, experiments, and the
+``python -m gluon_atac.<command>`` entry modules). No command imports another.
 """
 import ast
 import os
@@ -17,17 +18,19 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Module-name prefixes and their layer; the longest matching prefix decides.
 LAYERS = {
     'gluon_atac.errors': 0,
+    'gluon_atac.registry': 0,
     'gluon_atac.ops': 1,
     'gluon_atac.nn': 2,
     'gluon_atac.model_zoo': 3,
     'gluon_atac.data': 4,
     'gluon_atac.utils': 4,
-    'gluon_atac.training': 5,
-    'gluon_atac.training.engine': 5,
-    'gluon_atac.training.cifar': 6,
-    'gluon_atac.training.imagenet': 6,
+    'gluon_atac.trained': 5,
+    'gluon_atac.training': 6,
+    'gluon_atac.training.engine': 6,
+    'gluon_atac.training.cifar': 7,
+    'gluon_atac.training.imagenet': 7,
 }
-COMMANDS = 7
+COMMANDS = 8
 
 
 def layer_of(module):
@@ -77,9 +80,11 @@ def _path_of(module):
 
 
 def test_layer_table_knows_every_library_package():
-    assert layer_of('gluon_atac.training.engine.loop') == 5
-    assert layer_of('gluon_atac.training.cifar') == 6
+    assert layer_of('gluon_atac.training.engine.loop') == 6
+    assert layer_of('gluon_atac.training.cifar') == 7
+    assert layer_of('gluon_atac.trained') == 5
     assert layer_of('gluon_atac.evaluate') == COMMANDS
+    assert layer_of('gluon_atac.commands.export') == COMMANDS
     assert layer_of('gluon_atac.utils.counting') == 4
 
 
@@ -118,3 +123,34 @@ def test_recipes_do_not_import_each_other(module):
     path = _path_of(module)
     other = ({'gluon_atac.training.cifar', 'gluon_atac.training.imagenet'} - {module}).pop()
     assert other not in set(_imports(path, module, False))
+
+
+def test_no_command_imports_another_command():
+    """Commands share the trained-model layer below them, never each other."""
+    commands = os.path.join(PACKAGE, 'commands')
+    crossing = []
+    for name in sorted(os.listdir(commands)):
+        if not name.endswith('.py') or name == '__init__.py':
+            continue
+        module = 'gluon_atac.commands.' + name[:-3]
+        for target in _imports(os.path.join(commands, name), module, False):
+            if target.startswith('gluon_atac.commands') or (
+                    layer_of(target) == COMMANDS and not target.startswith(
+                        'gluon_atac.experiments')):
+                crossing.append('%s imports %s' % (module, target))
+    assert not crossing, '\n'.join(crossing)
+
+
+def test_every_command_runs_as_python_m_and_as_a_console_script():
+    """``python -m gluon_atac.<command>`` and ``gluon-atac-<command>`` reach one main."""
+    from importlib.metadata import entry_points
+    scripts = {e.name: e.value for e in entry_points(group='console_scripts')
+               if e.name.startswith('gluon-atac-')}
+    for name in sorted(os.listdir(os.path.join(PACKAGE, 'commands'))):
+        if name.endswith('.py') and name != '__init__.py':
+            command = name[:-3]
+            entry = os.path.join(PACKAGE, command + '.py')
+            entry = entry if os.path.isfile(entry) else os.path.join(PACKAGE, command,
+                                                                     '__main__.py')
+            assert 'commands.%s import main' % command in open(entry).read(), entry
+            assert scripts['gluon-atac-' + command] == 'gluon_atac.commands.%s:main' % command

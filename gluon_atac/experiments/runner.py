@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 
-from ..cli import without_options
+from ..utils.argv import without_options
 from ..errors import UsageError
 from ..data.imagenet import write_synthetic_imagenet
 from ..training.engine.checkpoint import atomic_write

@@ -1,4 +1,4 @@
-"""``python -m gluon_atac.export``: see :func:`gluon_atac.export.command.main`."""
-from .command import main
+"""``python -m gluon_atac.export``: the command in :mod:`gluon_atac.commands.export`."""
+from ..commands.export import main
 
 main()

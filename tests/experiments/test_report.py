@@ -85,7 +85,7 @@ def test_report_of_an_empty_folder_is_a_usage_error(tmp_path):
 
 
 def test_report_command_prints_the_tables(report, capsys):
-    from gluon_atac.experiments.__main__ import main
+    from gluon_atac.commands.experiments import main
     root, _, text = report
     assert main(['report', root]) == 0
     out, err = capsys.readouterr()

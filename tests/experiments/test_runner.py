@@ -10,7 +10,7 @@ import pytest
 
 from gluon_atac.errors import UsageError
 from gluon_atac.experiments import device_groups, expand, run_grid, run_state
-from gluon_atac.experiments.__main__ import main
+from gluon_atac.commands.experiments import main
 from gluon_atac.training.engine.metrics import read_metrics
 
 from conftest import smoke_runs

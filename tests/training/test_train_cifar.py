@@ -132,7 +132,7 @@ def test_published_command_runs_one_short_epoch(tmp_path, data_dirs):
 def test_the_trained_model_evaluates_without_architecture_flags(tmp_path, data_dirs):
     # The original's --useReLU is off unless given; the model card carries that to the
     # evaluate command, whose own default is the inner ReLU.
-    from gluon_atac.evaluate import main as evaluate_main
+    from gluon_atac.commands.evaluate import main as evaluate_main
     result = _train(tmp_path, data_dirs['cifar10', 'bin'], '--act-type', 'atac',
                     '--num-epochs', '1')
     card = json.loads((tmp_path / 'model.json').read_text())

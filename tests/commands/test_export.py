@@ -12,9 +12,9 @@ import pytest
 
 import gluon_atac as ga
 from gluon_atac.data.imagenet import val_batches, write_synthetic_imagenet
-from gluon_atac.export.command import main
+from gluon_atac.commands.export import main
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')

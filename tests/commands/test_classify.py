@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import gluon_atac as ga
-from gluon_atac.classify import main as classify
+from gluon_atac.commands.classify import main as classify
 from gluon_atac.data.preprocessing import preprocessing_for
-from gluon_atac.export.command import main as export
+from gluon_atac.commands.export import main as export
 from gluon_atac.utils.model_card import write_model_card
 from gluon_atac.utils.onnx_export import onnx_session, read_metadata
 

@@ -9,7 +9,7 @@ import pytest
 import gluon_atac as ga
 from gluon_atac.data import eval_loader, get_dataset, write_cifar
 from gluon_atac.data.imagenet import write_synthetic_imagenet
-from gluon_atac.evaluate import main
+from gluon_atac.commands.evaluate import main
 from gluon_atac.training.cifar import build_parser
 from gluon_atac.training.engine.evaluation import evaluate
 

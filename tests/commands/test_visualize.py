@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gluon_atac as ga
-from gluon_atac.visualize import capture_gates, find_units, main, stage_of
+from gluon_atac.commands.visualize import capture_gates, find_units, main, stage_of
 
 
 @pytest.fixture

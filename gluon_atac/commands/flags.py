@@ -2,32 +2,11 @@
 import operator
 import sys
 
-from .nn import canonical_name
-from .nn.attention import canonical_attention
+from ..nn import canonical_name
+from ..nn.attention import canonical_attention
 
-__all__ = ['without_options', 'ARCHITECTURE_DEFAULTS', 'add_architecture_flags',
+__all__ = ['ARCHITECTURE_DEFAULTS', 'add_architecture_flags',
            'given_or_saved', 'architecture_options']
-
-
-def without_options(argv, names):
-    """``argv`` less the options ``names`` and their values (``--x v`` and ``--x=v``).
-
-    Parameters
-    ----------
-    argv : list of str
-    names : iterable of str
-        Option spellings such as ``'--json'``; each is taken to have one value.
-    """
-    names = tuple(names)
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in names:
-            skip = True
-        elif not arg.startswith(tuple(name + '=' for name in names)):
-            out.append(arg)
-    return out
 
 
 # Architecture when neither a flag nor a model card says otherwise (act_layers and

@@ -20,11 +20,11 @@ import time
 import mxnet as mx
 import numpy as np
 
-from ..cli import architecture_options
+from .flags import architecture_options
 from ..data.imagenet import val_batches
 from ..data.preprocessing import describe, preprocessing_for
 from ..errors import UsageError, cli_main
-from ..evaluate import add_model_flags, load_model, resolve_model
+from .evaluate import add_model_flags, load_model, resolve_model
 from ..model_zoo import CIFARResNetV2, resnet_v1b
 from ..nn import gluon_graph
 from ..training.engine.checkpoint import atomic_write

@@ -2,7 +2,6 @@
 import mxnet as mx
 import pytest
 
-from gluon_atac.cli import without_options
 from gluon_atac.errors import cli_main, one_line, UsageError
 
 
@@ -20,8 +19,3 @@ def test_cli_main_exits_2_with_one_line(capsys):
         main()
     assert stop.value.code == 2
     assert capsys.readouterr().err == 'error: bad input\n'
-
-
-def test_without_options_drops_both_spellings_and_values():
-    argv = ['--model', 'm', '--json', 'a.json', '--profile=p.txt', '--gpus', '0']
-    assert without_options(argv, ('--json', '--profile')) == ['--model', 'm', '--gpus', '0']

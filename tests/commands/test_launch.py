@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from gluon_atac.data.imagenet import write_synthetic_imagenet
-from gluon_atac.launch import Job, free_port, main, plan_processes, read_hosts, ssh_argv
+from gluon_atac.commands.launch import Job, free_port, main, plan_processes, read_hosts, ssh_argv
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _env():

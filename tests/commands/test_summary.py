@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from gluon_atac.summary import summarize
+from gluon_atac.commands.summary import summarize
 
 
 def test_rows_against_relu_twin():
