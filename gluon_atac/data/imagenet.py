@@ -18,6 +18,7 @@ from mxnet import gluon
 from mxnet.gluon.data.vision import transforms
 
 from ..errors import DataError, one_line
+from ..model_zoo.config import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from ..utils.seeding import seed_everything
 from .integrity import check_record_file, decode_image_file
 
@@ -25,8 +26,7 @@ __all__ = ['MEAN_RGB', 'STD_RGB', 'JITTER', 'LIGHTING', 'val_resize', 'val_crop'
            'count_images', 'ShardSampler', 'train_batches', 'val_batches', 'preprocess_image',
            'pack_folder', 'write_synthetic_imagenet']
 
-MEAN_RGB = (123.68, 116.779, 103.939)
-STD_RGB = (58.393, 57.12, 57.375)
+MEAN_RGB, STD_RGB = IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 JITTER = 0.4
 LIGHTING = 0.1
 _IMAGE_EXTS = ('.jpg', '.jpeg', '.png')

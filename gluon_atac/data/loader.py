@@ -6,6 +6,7 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon.data import ArrayDataset, DataLoader
 
+from ..model_zoo.config import CIFAR_MEAN, CIFAR_STD
 from .cifar import DataError, load_cifar
 from .mnist5k import load_mnist5k
 from .transforms import normalize, random_crop_flip
@@ -13,8 +14,6 @@ from .transforms import normalize, random_crop_flip
 __all__ = ['ImageData', 'DATASETS', 'get_dataset', 'default_data_dir', 'train_loader',
            'eval_loader']
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2023, 0.1994, 0.2010)
 # MNIST's usual statistics; mirrored digits are not digits, so mnist5k is not flipped.
 MNIST_MEAN = (0.1307,) * 3
 MNIST_STD = (0.3081,) * 3

@@ -1,8 +1,11 @@
 """Pre-activation ResNet v2 for CIFAR (depth 6b+2) with activations chosen by name."""
+import functools
+
 from mxnet.gluon import nn
 
-from ..nn import get_activation, canonical_name
+from ..nn import get_activation, canonical_name, get_norm
 from ..nn.attention import get_attention, canonical_attention
+from .config import CIFAR_CONFIG, MODELS
 
 __all__ = ['CIFARBlockV2', 'CIFARResNetV2', 'cifar_resnet_v2', 'stage_act_types']
 
@@ -126,7 +129,9 @@ class CIFARResNetV2(nn.HybridBlock):
     act_order : {'bac', 'pre'}, default 'bac'
     replace_act : str, default 'relu'
         Activation of the places that do not use ``act_type``.
-    norm_layer : type, default :class:`mxnet.gluon.nn.BatchNorm`
+    norm_layer : type or str, default :class:`mxnet.gluon.nn.BatchNorm`
+        A class, or a name of :data:`gluon_atac.nn.NORMS` (``batchnorm``, ``syncbatchnorm``,
+        ``groupnorm``) as a model card stores it.
     norm_kwargs : dict, optional
     act_kwargs : dict, optional
         Further unit options (e.g. ``kernel_size`` of xUnit).
@@ -148,7 +153,7 @@ class CIFARResNetV2(nn.HybridBlock):
         canonical_name(replace_act)
         if attention is not None:
             canonical_attention(attention)
-        norm_kwargs = norm_kwargs or {}
+        norm_layer, norm_kwargs = get_norm(norm_layer), norm_kwargs or {}
         unit_kwargs = dict(act_kwargs or {}, r=r, use_relu=use_relu, use_global=use_global)
         stage_acts, head_act = stage_act_types(act_type, act_layers, act_order, replace_act)
         with self.name_scope():
@@ -195,3 +200,8 @@ def cifar_resnet_v2(depth, **kwargs):
     if (depth - 2) % 6 or depth < 8:
         raise ValueError('CIFAR ResNet depth must be 6b+2 with b >= 1, got %d' % depth)
     return CIFARResNetV2((depth - 2) // 6, **kwargs)
+
+
+for _blocks in range(1, 19):
+    MODELS.register('cifar_resnet%d_v2' % (6 * _blocks + 2),
+                    functools.partial(cifar_resnet_v2, 6 * _blocks + 2), config=CIFAR_CONFIG)

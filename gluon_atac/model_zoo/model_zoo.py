@@ -1,24 +1,27 @@
 """Registry of named networks: ``get_model(name, **kwargs)`` as in GluonCV."""
-import functools
-
-from .cifar_resnet import cifar_resnet_v2
-from .resnetv1b import resnet_v1b, RESNET_LAYERS
+from .config import MODELS
 from .params import load_parameters
+# Imported for their registrations.
+from . import cifar_resnet, resnetv1b  # noqa: F401
 
-__all__ = ['get_model', 'get_model_list']
-
-_MODELS = {}
-for _b in range(1, 19):
-    _MODELS['cifar_resnet%d_v2' % (6 * _b + 2)] = functools.partial(cifar_resnet_v2, 6 * _b + 2)
-for _depth in sorted(RESNET_LAYERS):
-    for _variant in 'bcd':
-        _MODELS['resnet%d_v1%s' % (_depth, _variant)] = functools.partial(
-            resnet_v1b, _depth, _variant)
+__all__ = ['get_model', 'get_model_list', 'get_model_config']
 
 
 def get_model_list():
-    """Names accepted by :func:`get_model`, sorted."""
-    return sorted(_MODELS)
+    """Names accepted by :func:`get_model`, in natural order (``cifar_resnet8_v2`` first)."""
+    return MODELS.names()
+
+
+def get_model_config(name):
+    """The registered defaults of ``name`` (:class:`~gluon_atac.model_zoo.config.ModelConfig`:
+    classes, input size, crop ratio, data set, mean/std, act_layers).
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the valid ones.
+    """
+    return MODELS.config(name)
 
 
 def get_model(name, pretrained=None, ctx=None, **kwargs):
@@ -30,8 +33,9 @@ def get_model(name, pretrained=None, ctx=None, **kwargs):
         One of :func:`get_model_list` (case-insensitive), e.g. ``'cifar_resnet20_v2'`` or
         ``'resnet50_v1b'``.
     pretrained : str, optional
-        Path of a ``.params`` file to load (nothing is downloaded). Names and shapes are
-        checked first; a file of another architecture raises ``ValueError``.
+        Path of a ``.params`` file to load (nothing is downloaded, so GluonCV's
+        ``pretrained=True`` is refused). Names and shapes are checked first; a file of
+        another architecture raises ``ValueError``.
     ctx : Context or list of Context, optional
         Where to load ``pretrained`` parameters.
     **kwargs
@@ -45,11 +49,14 @@ def get_model(name, pretrained=None, ctx=None, **kwargs):
     mxnet.gluon.HybridBlock
         Uninitialized unless ``pretrained`` is given.
     """
-    key = str(name).lower()
-    if key not in _MODELS:
-        raise ValueError('unknown model %r; valid names: %s'
-                         % (name, ', '.join(get_model_list())))
-    net = _MODELS[key](**kwargs)
+    if pretrained is not None and not isinstance(pretrained, str):
+        raise ValueError('pretrained=%r: gluon_atac downloads nothing; give the path of a '
+                         '.params file, e.g. pretrained=\'runs/x/best.params\''
+                         % (pretrained,))
+    entry = MODELS.get(name)
+    kwargs.setdefault('act_layers', entry.config.act_layers)
+    kwargs.setdefault('classes', entry.config.classes)
+    net = entry.builder(**kwargs)
     if pretrained:
         load_parameters(net, pretrained, ctx=ctx)
     return net

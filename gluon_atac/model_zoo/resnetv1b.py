@@ -1,10 +1,12 @@
 """ResNet v1b family with attentional activations, built by GluonCV's ResNetV1b."""
+import functools
 import math
 
 from mxnet.gluon import nn
 
-from ..nn import get_activation, canonical_name
+from ..nn import get_activation, canonical_name, get_norm
 from ..nn.attention import get_attention, canonical_attention
+from .config import IMAGENET_CONFIG, MODELS
 
 __all__ = ['BottleneckV1bAct', 'BasicBlockV1bAct', 'ActBlockFactory', 'resnet_v1b',
            'RESNET_LAYERS']
@@ -232,9 +234,17 @@ def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
     factory = ActBlockFactory(block, act_type, act_layers, unit_kwargs, replace_act,
                               attention, attention_kwargs, input_size,
                               kwargs.get('dilated', False))
+    if 'norm_layer' in kwargs:
+        kwargs['norm_layer'] = get_norm(kwargs['norm_layer'])
     options = dict(_VARIANTS[variant], **kwargs)
     # Imported here: importing gluoncv loads its whole package (data, utils, tqdm), which
     # `import gluon_atac` and the CIFAR hosts do not need.
     from gluoncv.model_zoo.resnetv1b import ResNetV1b
     return ResNetV1b(factory, RESNET_LAYERS[num_layers],
                      name_prefix='resnetv1%s_' % variant, **options)
+
+
+for _depth in RESNET_LAYERS:
+    for _variant in _VARIANTS:
+        MODELS.register('resnet%d_v1%s' % (_depth, _variant),
+                        functools.partial(resnet_v1b, _depth, _variant), config=IMAGENET_CONFIG)

@@ -1,6 +1,6 @@
 """Activation and attentional-activation units."""
 from .atac import ChaATAC, check_reduction, set_fused, gluon_graph
 from .activations import XUnit
-from .factory import get_activation, activation_names, canonical_name
-from .attention import SqueezeExcite, GatherExcite, get_attention, attention_names
-from .norms import group_norm
+from .factory import ACTIVATIONS, get_activation, activation_names, canonical_name
+from .attention import ATTENTION, SqueezeExcite, GatherExcite, get_attention, attention_names
+from .norms import group_norm, get_norm, NORMS

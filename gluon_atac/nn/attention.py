@@ -6,7 +6,9 @@ papers do.
 """
 from mxnet.gluon import nn
 
-__all__ = ['SqueezeExcite', 'GatherExcite', 'get_attention', 'attention_names',
+from ..registry import Registry
+
+__all__ = ['ATTENTION', 'SqueezeExcite', 'GatherExcite', 'get_attention', 'attention_names',
            'canonical_attention']
 
 
@@ -110,18 +112,15 @@ def _ge(channels, spatial=None, **kwargs):
     return GatherExcite(channels, spatial, **kwargs)
 
 
-# name -> (constructor taking `channels` first, keyword options it accepts)
-_REGISTRY = {
-    'se': (SqueezeExcite, ('reduction',)),
-    'ge': (_ge, ('spatial', 'reduction', 'norm_layer', 'norm_kwargs')),
-}
-_ALIASES = {'squeeze_excite': 'se', 'gather_excite': 'ge', 'ge_theta_plus': 'ge'}
-_ALL_OPTIONS = {opt for _, opts in _REGISTRY.values() for opt in opts}
+ATTENTION = Registry('attention', separator_insensitive=True)
+ATTENTION.register('se', SqueezeExcite, options=('reduction',), aliases=('squeeze_excite',))
+ATTENTION.register('ge', _ge, options=('spatial', 'reduction', 'norm_layer', 'norm_kwargs'),
+                   aliases=('gather_excite', 'ge_theta_plus'))
 
 
 def attention_names():
-    """Sorted list of accepted attention names (aliases included)."""
-    return sorted(set(_REGISTRY) | set(_ALIASES))
+    """Accepted attention names (aliases included), sorted."""
+    return ATTENTION.names()
 
 
 def canonical_attention(name):
@@ -132,12 +131,7 @@ def canonical_attention(name):
     ValueError
         If ``name`` is unknown; the message lists the valid names.
     """
-    key = str(name).lower().replace('-', '_')
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise ValueError('unknown attention %r; valid names: %s'
-                         % (name, ', '.join(attention_names())))
-    return key
+    return ATTENTION.canonical(name)
 
 
 def get_attention(name, channels, **kwargs):
@@ -159,9 +153,4 @@ def get_attention(name, channels, **kwargs):
     -------
     mxnet.gluon.HybridBlock
     """
-    builder, accepted = _REGISTRY[canonical_attention(name)]
-    unknown = set(kwargs) - _ALL_OPTIONS
-    if unknown:
-        raise TypeError('unknown attention option(s) %s; known: %s'
-                        % (', '.join(sorted(unknown)), ', '.join(sorted(_ALL_OPTIONS))))
-    return builder(channels, **{k: v for k, v in kwargs.items() if k in accepted})
+    return ATTENTION.build(name, channels, **kwargs)

@@ -3,8 +3,9 @@ from mxnet.gluon import nn
 
 from .atac import ChaATAC
 from .activations import XUnit
+from ..registry import Registry
 
-__all__ = ['get_activation', 'activation_names', 'canonical_name']
+__all__ = ['ACTIVATIONS', 'get_activation', 'activation_names', 'canonical_name']
 
 
 def _relu(channels):
@@ -31,25 +32,19 @@ def _swish(channels):
     return nn.Swish()
 
 
-# name -> (constructor taking `channels` first, keyword options it accepts)
+ACTIVATIONS = Registry('act type')
 _UNIT_OPTIONS = ('norm_layer', 'norm_kwargs')
-_REGISTRY = {
-    'relu': (_relu, ()),
-    'prelu': (_prelu, ()),
-    'elu': (_elu, ()),
-    'selu': (_selu, ()),
-    'gelu': (_gelu, ()),
-    'swish': (_swish, ()),
-    'xunit': (XUnit, ('kernel_size',) + _UNIT_OPTIONS),
-    'chaatac': (ChaATAC, ('r', 'use_relu', 'use_global') + _UNIT_OPTIONS),
-}
-_ALIASES = {'atac': 'chaatac'}
-_ALL_OPTIONS = {opt for _, opts in _REGISTRY.values() for opt in opts}
+for _name, _builder in (('relu', _relu), ('prelu', _prelu), ('elu', _elu), ('selu', _selu),
+                        ('gelu', _gelu), ('swish', _swish)):
+    ACTIVATIONS.register(_name, _builder, options=())
+ACTIVATIONS.register('xunit', XUnit, options=('kernel_size',) + _UNIT_OPTIONS)
+ACTIVATIONS.register('chaatac', ChaATAC, options=('r', 'use_relu', 'use_global') + _UNIT_OPTIONS,
+                     aliases=('atac',))
 
 
 def activation_names():
-    """Sorted list of accepted activation names (aliases included)."""
-    return sorted(set(_REGISTRY) | set(_ALIASES))
+    """Accepted activation names (aliases included), sorted."""
+    return ACTIVATIONS.names()
 
 
 def canonical_name(name):
@@ -60,12 +55,7 @@ def canonical_name(name):
     ValueError
         If ``name`` is not a known activation; the message lists the valid names.
     """
-    key = str(name).lower()
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise ValueError('unknown act type %r; valid names: %s'
-                         % (name, ', '.join(activation_names())))
-    return key
+    return ACTIVATIONS.canonical(name)
 
 
 def get_activation(name, channels, **kwargs):
@@ -86,9 +76,4 @@ def get_activation(name, channels, **kwargs):
     -------
     mxnet.gluon.HybridBlock
     """
-    builder, accepted = _REGISTRY[canonical_name(name)]
-    unknown = set(kwargs) - _ALL_OPTIONS
-    if unknown:
-        raise TypeError('unknown activation option(s) %s; known: %s'
-                        % (', '.join(sorted(unknown)), ', '.join(sorted(_ALL_OPTIONS))))
-    return builder(channels, **{k: v for k, v in kwargs.items() if k in accepted})
+    return ACTIVATIONS.build(name, channels, **kwargs)

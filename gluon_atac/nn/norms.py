@@ -1,10 +1,13 @@
 """Normalization layers the hosts can be built with instead of BatchNorm."""
 import numpy as np
 from mxnet import gluon
+from mxnet.gluon import nn
+from mxnet.gluon.contrib import nn as contrib_nn
 
 from ..errors import UsageError
+from ..registry import Registry
 
-__all__ = ['GroupNorm', 'group_norm']
+__all__ = ['GroupNorm', 'group_norm', 'NORMS', 'get_norm']
 
 
 class GroupNorm(gluon.HybridBlock):
@@ -86,3 +89,18 @@ def group_norm(in_channels=0, **kwargs):
     """:class:`GroupNorm` with 32 groups (``train_imagenet.py --use-gn``), built like a
     host's norm layer."""
     return GroupNorm(num_groups=32, in_channels=in_channels, **kwargs)
+
+
+NORMS = Registry('norm layer', separator_insensitive=True)
+NORMS.register('batchnorm', nn.BatchNorm, aliases=('bn',))
+NORMS.register('syncbatchnorm', contrib_nn.SyncBatchNorm, aliases=('syncbn',))
+NORMS.register('groupnorm', group_norm, aliases=('gn',))
+
+
+def get_norm(norm_layer):
+    """The norm layer class of a name (``'batchnorm'``, ``'syncbatchnorm'``, ``'groupnorm'``,
+    case-insensitive), or ``norm_layer`` itself when it is already a class or builder.
+
+    Hosts accept either, so a model card (JSON) can name its norm layer.
+    """
+    return NORMS.resolve(norm_layer)
