@@ -32,6 +32,7 @@ import numpy as np
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.join(_HERE, os.pardir)]
 from throughput import add_network_flags, build, quartiles  # noqa: E402  (paths set up above)
+from gluon_atac import get_model_config  # noqa: E402
 from gluon_atac.utils.onnx_export import export_onnx, onnx_session  # noqa: E402
 
 
@@ -109,9 +110,9 @@ def main(argv=None):
     import onnxruntime
 
     args = parse_args(argv)
-    cifar = args.model.lower().startswith('cifar')
-    args.input_size = args.input_size or (32 if cifar else 224)
-    args.classes = args.classes or (100 if cifar else 1000)
+    config = get_model_config(args.model)
+    args.input_size = args.input_size or config.input_size
+    args.classes = args.classes or config.classes
     args.act_types = [a.strip() for a in args.act_types.split(',') if a.strip()]
     report = {'model': args.model, 'batch_size': args.batch_size,
               'input_size': args.input_size, 'act_layers': args.act_layers,

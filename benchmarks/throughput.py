@@ -28,7 +28,7 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-from gluon_atac import get_model  # noqa: E402  (path set up above)
+from gluon_atac import get_model, get_model_config  # noqa: E402  (path set up above)
 from gluon_atac.utils.argv import without_options  # noqa: E402
 from gluon_atac.nn import set_fused  # noqa: E402
 
@@ -42,9 +42,9 @@ def add_network_flags(p):
                    help='comma separated; "<name>-gluon" disables the native ATAC operators')
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--input-size', type=int, default=None,
-                   help='default 32 for cifar_* models, 224 otherwise')
+                   help="default: the model's registered input size")
     p.add_argument('--classes', type=int, default=None,
-                   help='default 100 for cifar_* models, 1000 otherwise')
+                   help="default: the model's registered classes")
     p.add_argument('--r', type=int, default=2)
     p.add_argument('--act-layers', type=int, default=None, help='host default if unset')
 
@@ -228,9 +228,9 @@ def main(argv=None):
     """Run the benchmark and print (and optionally save) the table."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    cifar = args.model.lower().startswith('cifar')
-    args.input_size = args.input_size or (32 if cifar else 224)
-    args.classes = args.classes or (100 if cifar else 1000)
+    config = get_model_config(args.model)
+    args.input_size = args.input_size or config.input_size
+    args.classes = args.classes or config.classes
     args.act_types = [a.strip() for a in args.act_types.split(',') if a.strip()]
     args.modes = [m.strip() for m in args.mode.split(',') if m.strip()]
     bad = set(args.modes) - {'infer', 'train'}

@@ -7,7 +7,7 @@ import types
 from .nn import (ChaATAC, XUnit, get_activation, activation_names, get_attention,
                  attention_names)
 from . import ops
-from .model_zoo import get_model, get_model_list
+from .model_zoo import get_model, get_model_list, get_model_config
 from .utils.counting import count_params, count_flops
 from .errors import ParamsMismatchError
 from .model_zoo import load_parameters, check_parameters

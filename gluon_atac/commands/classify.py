@@ -3,8 +3,9 @@
 ``MODEL_FILE`` is an ONNX file written by ``python -m gluon_atac.export --format onnx`` (run
 by ONNX Runtime; its metadata says how an image becomes the input) or an MXNet export
 ``PREFIX-symbol.json`` (run by MXNet with ``PREFIX-0000.params``; the preprocessing comes
-from ``PREFIX-model.json`` when the export wrote one, else from ``--dataset``,
-``--input-size`` and ``--crop-ratio``, which also override the file's). An image that
+from ``PREFIX-model.json``, which every export writes). ``--dataset``, ``--input-size``
+and ``--crop-ratio`` override the file's preprocessing; a file without one and no
+``--dataset`` is refused in one line, never guessed. An image that
 cannot be read is reported in one line and the others still run; the exit code is then 2.
 """
 import argparse
@@ -16,9 +17,9 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-from .flags import given_or_saved
 from ..errors import UsageError, cli_main
-from ..data.preprocessing import PREPROCESSED_DATASETS, prepare_image, preprocessing_for
+from ..data.preprocessing import prepare_image
+from ..trained import add_preprocessing_flags, resolve_preprocessing
 from ..utils.model_card import card_from_metadata, find_model_card
 from ..utils.onnx_export import onnx_session, read_metadata
 
@@ -74,18 +75,6 @@ def top_classes(probabilities, k=5, labels=None):
                  **({'label': labels[i]} if labels else {})) for i in order]
 
 
-def _preprocessing(args, card):
-    """The preprocessing of the card, rebuilt from the flags where they are given."""
-    saved = card['preprocessing'] if card else {}
-    if card and args.dataset is None and args.input_size is None and args.crop_ratio is None:
-        return saved
-    dataset = given_or_saved('--dataset', args.dataset, card and card['dataset'],
-                             'imagenet')
-    size = given_or_saved('--input-size', args.input_size, saved.get('input_size'), None)
-    ratio = given_or_saved('--crop-ratio', args.crop_ratio, saved.get('crop_ratio'), 0.875)
-    return preprocessing_for(dataset, size, ratio)
-
-
 def _labels(path):
     if path is None:
         return None
@@ -113,19 +102,12 @@ def main(argv=None):
     parser.add_argument('--labels', default=None, help='text file, one class name a line')
     parser.add_argument('--json', action='store_true', help='print JSON instead of text')
     parser.add_argument('--top', type=int, default=5, help='classes shown per image')
-    parser.add_argument('--dataset', choices=PREPROCESSED_DATASETS, default=None,
-                        help='preprocessing of this training data (default: the file\'s, '
-                             'else imagenet)')
-    parser.add_argument('--input-size', type=int, default=None,
-                        help="default: the file's, else the data set's (224 or 32)")
-    parser.add_argument('--crop-ratio', type=float, default=None,
-                        help="ImageNet: centre crop / resize (default: the file's, else "
-                             "0.875)")
+    add_preprocessing_flags(parser)
     args = parser.parse_args(argv)
     if args.top < 1:
         raise UsageError('--top must be >= 1')
     classify, card = load_classifier(args.model_file, args.params)
-    spec = _preprocessing(args, card)
+    _, spec = resolve_preprocessing(args, card, what=args.model_file)
     labels = _labels(args.labels)
     results, failed = [], 0
     for image in args.images:

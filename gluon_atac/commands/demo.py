@@ -14,11 +14,11 @@ import mxnet as mx
 
 from ..errors import cli_main
 from ..data import get_dataset, eval_loader
-from ..model_zoo import get_model
-from ..model_zoo import load_parameters
+from ..trained import resolve
 from ..training.cifar import main as train_main
 from ..training.engine.evaluation import evaluate, model_costs
 from ..utils.export import export
+from ..utils.model_card import write_card
 
 __all__ = ['main', 'run_demo']
 
@@ -37,15 +37,15 @@ def _train(act, out, epochs, no_progress):
     return train_main(argv + (['--no-progress'] if no_progress else []))
 
 
-def _evaluate_best(act, best_params, data):
-    net = get_model(MODEL, classes=data.classes, act_type=act, r=2, use_relu=True)
-    load_parameters(net, best_params)
-    net.hybridize(static_alloc=True, static_shape=True)
+def _evaluate_best(best_params, data):
+    # The run's model card says what was trained; nothing is restated here.
+    model = resolve(argparse.Namespace(params=best_params))
+    net = model.load(mx.cpu())
     loader = eval_loader(data, 100)
     evaluate(net, loader, [mx.cpu()])  # warm-up: builds the cached graph
     start = time.time()
     accuracy = evaluate(net, loader, [mx.cpu()])['top1_acc']
-    return net, accuracy, len(data.test[0]) / (time.time() - start)
+    return model, net, accuracy, len(data.test[0]) / (time.time() - start)
 
 
 def _write_summary(path, rows, epochs):
@@ -129,12 +129,14 @@ def run_demo(out='runs/demo', epochs=5, no_progress=False):
     rows = []
     for act in ACTS:
         result = _train(act, out, epochs, no_progress)
-        net, accuracy, test_ips = _evaluate_best(act, os.path.join(result['save_dir'],
-                                                                   'best.params'), data)
+        model, net, accuracy, test_ips = _evaluate_best(
+            os.path.join(result['save_dir'], 'best.params'), data)
         if act != 'relu':
-            os.makedirs(os.path.join(out, 'export'), exist_ok=True)
-            export(net, os.path.join(out, 'export', '%s_%s' % (MODEL, act.lower())),
-                   input_shape=(1, 3, 32, 32))
+            prefix = os.path.join(out, 'export', '%s_%s' % (MODEL, act.lower()))
+            os.makedirs(os.path.dirname(prefix), exist_ok=True)
+            export(net, prefix, input_shape=(1, 3, model.input_size, model.input_size))
+            # classify reads the preprocessing (mnist5k's grey, padded digits) from it.
+            write_card(prefix + '-model.json', model.to_card())
         records = result['records']
         params, macs = model_costs(MODEL, classes=data.classes, act_type=act)
         rows.append(dict(act=act, best_acc=result['best_val_acc'], eval_acc=accuracy,
@@ -151,7 +153,8 @@ def run_demo(out='runs/demo', epochs=5, no_progress=False):
 @cli_main
 def main(argv=None):
     """Command line of the demo (``python -m gluon_atac.demo --out runs/demo``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m gluon_atac.demo',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='runs/demo')
     parser.add_argument('--epochs', type=int, default=5)
     parser.add_argument('--no-progress', action='store_true')

@@ -12,7 +12,6 @@ accuracy change and the speed-up (against the float network on MXNet's oneDNN ba
 are measured on all of ``--calib-data`` and written to ``PREFIX-report.json``.
 """
 import argparse
-import inspect
 import json
 import os
 import time
@@ -20,17 +19,14 @@ import time
 import mxnet as mx
 import numpy as np
 
-from .flags import architecture_options
-from ..data.imagenet import val_batches
-from ..data.preprocessing import describe, preprocessing_for
+from ..data.preprocessing import describe, image_batches
 from ..errors import UsageError, cli_main
-from .evaluate import add_model_flags, load_model, resolve_model
-from ..model_zoo import CIFARResNetV2, resnet_v1b
 from ..nn import gluon_graph
+from ..trained import add_model_flags, resolve
 from ..training.engine.checkpoint import atomic_write
 from ..training.engine.evaluation import evaluate as topk_errors
-from ..utils.export import export, parameter_context
-from ..utils.model_card import card_to_metadata, make_card, write_card
+from ..utils.export import export
+from ..utils.model_card import card_to_metadata, write_card
 from ..utils.onnx_export import (DEFAULT_OPSET, OPSETS, compare_runtimes, export_onnx,
                                  onnx_session, require_onnx)
 
@@ -134,29 +130,12 @@ def _format(report):
     return '\n'.join(lines)
 
 
-def _card(args, net, shape):
-    """Model card of the exported network (architecture, classes, preprocessing).
-
-    Options left to the host (``act_layers``, ``attention``) are written as the values
-    the host used, so the card states the whole architecture.
-    """
-    classes = net(mx.nd.zeros(shape, ctx=parameter_context(net))).shape[1]
-    host = (resnet_v1b if args.model.lower().startswith('resnet')
-            else CIFARResNetV2.__init__)
-    defaults = inspect.signature(host).parameters
-    options = architecture_options(args, args.card)
-    for key in ('act_layers', 'attention'):
-        options.setdefault(key, defaults[key].default)
-    return make_card(args.model, options, classes, args.dataset,
-                     preprocessing_for(args.dataset, args.input_size, args.crop_ratio))
-
-
 def _check_batch(args, shape):
     """The images ONNX Runtime and MXNet are compared on, and where they come from."""
     if args.calib_data:
-        data, _ = next(iter(val_batches(args.calib_data, args.batch_size, args.input_size,
-                                        args.crop_ratio, args.num_workers,
-                                        args.calib_data_idx)))
+        data, _ = next(iter(image_batches(args.calib_data, args.trained.preprocessing,
+                                          args.batch_size, args.num_workers,
+                                          args.calib_data_idx)))
         return data.asnumpy(), args.calib_data
     # Normalized images are about standard normal; a fixed seed makes reruns comparable.
     rng = np.random.RandomState(0)
@@ -214,8 +193,9 @@ def _write_int8(args, net, shape):
     if args.calib_batches < 1:
         raise UsageError('--calib-batches must be >= 1')
     # Equal batch sizes keep the calibration iterator and the static shapes simple.
-    batches = [b for b in val_batches(args.calib_data, args.batch_size, args.input_size,
-                                      args.crop_ratio, args.num_workers, args.calib_data_idx)
+    batches = [b for b in image_batches(args.calib_data, args.trained.preprocessing,
+                                        args.batch_size, args.num_workers,
+                                        args.calib_data_idx)
                if b[0].shape[0] == args.batch_size]
     if not batches:
         raise UsageError('--calib-data has fewer images than --batch-size %d'
@@ -268,11 +248,12 @@ def main(argv=None):
                              'quantize it with onnxruntime.quantization, or use --format '
                              'mxnet)')
         require_onnx()
-    resolve_model(args)
-    net = load_model(args, mx.cpu())
+    # Every later step reads the resolved network.
+    args.trained = resolve(args)
+    net = args.trained.load(mx.cpu())
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    shape = (1, 3, args.input_size, args.input_size)
-    card = _card(args, net, shape)
+    shape = (1, 3, args.trained.input_size, args.trained.input_size)
+    card = args.trained.to_card()
     if args.format == 'onnx':
         report = export_onnx_checked(args, net, shape, card)
         paths = (report['onnx'], args.out + '-report.json')

@@ -1,21 +1,26 @@
-"""``python -m gluon_atac.summary MODEL``: params and GMACs against the ReLU twin."""
+"""``python -m gluon_atac.summary MODEL``: params and GMACs against the ReLU twin.
+
+Classes, input size and act_layers are the model's registered defaults unless given (the
+paper's CIFAR columns count 100 classes: ``--classes 100``); with ``--params`` of a trained
+run its model card describes the network.
+"""
 import argparse
 
-from .flags import add_architecture_flags, architecture_options
-from ..errors import cli_main
+from ..errors import UsageError, cli_main
 from ..model_zoo import get_model
+from ..trained import add_model_flags, resolve
 from ..utils.counting import count_params, count_flops
 
 
-def summarize(model, input_size, **kwargs):
+def summarize(model, side, **kwargs):
     """Counts of ``model`` built with ``kwargs`` and of its ReLU twin.
 
     Parameters
     ----------
     model : str
         Registered model name.
-    input_size : int
-        Side of the square input.
+    side : int
+        Side of the square input the counts are for.
     **kwargs
         Model options for :func:`gluon_atac.get_model`.
 
@@ -25,7 +30,7 @@ def summarize(model, input_size, **kwargs):
         One row per network (the ReLU twin first): ``act_type, total, trainable, macs,
         gate_ops``.
     """
-    shape = (1, 3, input_size, input_size)
+    shape = (1, 3, side, side)
     rows = []
     for act in ['relu', kwargs.pop('act_type')]:
         net = get_model(model, act_type=act, **kwargs)
@@ -50,18 +55,17 @@ def format_table(model, rows):
 @cli_main
 def main(argv=None):
     """Print the params/GMACs table of a model and its ReLU twin."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('model', help='registered model name, e.g. cifar_resnet20_v2')
-    add_architecture_flags(parser)
-    parser.add_argument('--classes', type=int, default=None,
-                        help='default: 100 for CIFAR, 1000 for ResNet')
-    parser.add_argument('--input-size', type=int, default=None,
-                        help='default: 32 for CIFAR, 224 for ResNet')
+    parser = argparse.ArgumentParser(prog='python -m gluon_atac.summary',
+                                     description=__doc__.split('\n')[0])
+    add_model_flags(parser, params_required=False)
     args = parser.parse_args(argv)
-    cifar = args.model.lower().startswith('cifar')
-    kwargs = dict(architecture_options(args), classes=args.classes or (100 if cifar else 1000))
-    input_size = args.input_size or (32 if cifar else 224)
-    print(format_table(args.model, summarize(args.model, input_size, **kwargs)))
+    if args.model is None and args.params is None:
+        raise UsageError('MODEL is required, e.g. cifar_resnet20_v2 (or --params of a run '
+                         'with a model card)')
+    model = resolve(args)
+    rows = summarize(model.name, model.input_size, **model.model_kwargs())
+    print(format_table(model.name, rows))
+    return rows
 
 
 if __name__ == '__main__':

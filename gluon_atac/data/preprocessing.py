@@ -22,11 +22,14 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon.data.vision import transforms
 
-from .imagenet import MEAN_RGB, STD_RGB, val_resize
+from ..errors import DataError
+from .imagenet import MEAN_RGB, STD_RGB, class_images, val_batches, val_resize
+from .integrity import decode_image_file
 from .loader import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD
 from .transforms import normalize
 
-__all__ = ['PREPROCESSED_DATASETS', 'preprocessing_for', 'describe', 'prepare_image']
+__all__ = ['PREPROCESSED_DATASETS', 'preprocessing_for', 'describe', 'prepare_image',
+           'image_batches']
 
 PREPROCESSED_DATASETS = ('imagenet', 'cifar10', 'cifar100', 'cifar', 'mnist5k')
 # mnist5k digits are 28x28, padded by 2 to CIFAR's 32x32 (gluon_atac.data.mnist5k).
@@ -112,6 +115,12 @@ def prepare_image(path, spec):
         image = mx.image.imread(path)
     except mx.base.MXNetError:
         raise ValueError('cannot read %s as an image' % path) from None
+    image = _resized(image, spec)
+    return image, normalize(image[None], spec['mean'], spec['std'])
+
+
+def _resized(image, spec):
+    """uint8 ``H x W x 3`` NDArray -> the uint8 ``S x S x 3`` array ``spec`` makes of it."""
     side, crop = int(spec['resize_to']), int(spec['crop'])
     # Gluon's transforms, as the validation pipeline of folders resizes and crops.
     image = transforms.CenterCrop(crop)(
@@ -120,5 +129,47 @@ def prepare_image(path, spec):
         gray = np.round(image.astype(np.float32).mean(axis=2)).astype(np.uint8)
         image = np.repeat(gray[..., None], 3, axis=2)
     pad = int(spec['pad'])
-    image = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
-    return image, normalize(image[None], spec['mean'], spec['std'])
+    return np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+
+
+def image_batches(path, spec, batch_size, num_workers=0, idx=None):
+    """The images of a ``.rec`` file or ``<class>/*`` folder, preprocessed by ``spec``.
+
+    ImageNet's preprocessing runs the validation readers (:func:`val_batches`, which check
+    every image); the others (CIFAR, mnist5k: resize to the input, grey, pad) read a class
+    folder in this process, each image checked before it is decoded.
+
+    Parameters
+    ----------
+    path : str
+    spec : dict
+        A preprocessing (module docstring), e.g. a model card's.
+    batch_size : int
+    num_workers : int, default 0
+    idx : str, optional
+        ``.idx`` of a ``.rec`` file.
+
+    Yields
+    ------
+    (NDArray, NDArray)
+        float32 images ``N x 3 x S x S`` and labels (class-folder positions).
+
+    Raises
+    ------
+    DataError
+        A record file with non-ImageNet preprocessing, or a damaged image.
+    """
+    if spec['resize'] == 'short':
+        yield from val_batches(path, batch_size, spec['input_size'], spec['crop_ratio'],
+                               num_workers, idx)
+        return
+    if not os.path.isdir(path):
+        raise DataError('%s: images preprocessed as %s are read from a <class>/* folder of '
+                        'image files' % (path, describe(spec)))
+    items = list(class_images(path))
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        images = [_resized(decode_image_file(file, where='class folder %s' % path), spec)
+                  for _, file in chunk]
+        yield (mx.nd.array(normalize(np.stack(images), spec['mean'], spec['std'])),
+               mx.nd.array([label for label, _ in chunk]))

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from ..data.loader import dataset_classes
 from ..errors import UsageError
 from ..model_zoo import get_model
 from ..training.engine.metrics import read_metrics
@@ -23,7 +24,6 @@ from .runner import MANIFEST, best_accuracy, epochs_done
 __all__ = ['collect', 'summarize', 'build_report', 'render_table', 'plot_accuracy']
 
 _DATASET_NAMES = {'cifar10': 'CIFAR-10', 'cifar100': 'CIFAR-100', 'mnist5k': 'mnist5k'}
-_CLASSES = {'cifar10': 10, 'cifar100': 100, 'mnist5k': 10}
 
 
 def _flag(args, flag, default=None):
@@ -70,7 +70,7 @@ def _model(manifest):
                    attention=knobs['attention'])
     if 'blocks' in knobs:
         dataset = _flag(args, '--dataset', 'cifar100')
-        net = get_model(cifar_model_name(knobs), classes=_CLASSES.get(dataset, 10),
+        net = get_model(cifar_model_name(knobs), classes=dataset_classes(dataset),
                         use_relu=knobs['use_relu'], use_global=knobs['use_global'], **options)
         size = 32
     else:

@@ -5,7 +5,7 @@ import mxnet as mx
 
 from ..errors import ParamsMismatchError
 
-__all__ = ['load_parameters', 'check_parameters']
+__all__ = ['load_parameters', 'check_parameters', 'classifier_width']
 
 
 def _shapes_fit(file_shape, model_shape):
@@ -18,6 +18,16 @@ def _brief(names, most=5):
     names = sorted(names)
     more = ' (+%d more)' % (len(names) - most) if len(names) > most else ''
     return ', '.join(names[:most]) + more
+
+
+def _read(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError('parameter file not found: %s' % path)
+    try:
+        return mx.nd.load(path)
+    except mx.base.MXNetError as err:
+        raise ParamsMismatchError('cannot read parameter file %s: %s'
+                                  % (path, str(err).strip().splitlines()[0])) from None
 
 
 def check_parameters(net, path):
@@ -41,13 +51,7 @@ def check_parameters(net, path):
     ParamsMismatchError
         If names are missing, unexpected, or shapes differ; the message says which.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError('parameter file not found: %s' % path)
-    try:
-        loaded = mx.nd.load(path)
-    except mx.base.MXNetError as err:
-        raise ParamsMismatchError('cannot read parameter file %s: %s'
-                                  % (path, str(err).strip().splitlines()[0])) from None
+    loaded = _read(path)
     if not isinstance(loaded, dict):
         raise ParamsMismatchError('parameter file %s holds unnamed arrays, not a '
                                   'Gluon save_parameters file' % path)
@@ -89,3 +93,19 @@ def load_parameters(net, path, ctx=None):
     for name, param in net._collect_params_with_prefix().items():
         param._load_init(loaded[name], ctx, cast_dtype=True, dtype_source='current')
     return net
+
+
+def classifier_width(path):
+    """Classes of the classifier saved in a ``.params`` file (its ``output`` or ``fc``
+    weight, as the zoo's hosts name it), or ``None`` if the file has neither.
+
+    Raises
+    ------
+    FileNotFoundError, ParamsMismatchError
+        As :func:`check_parameters`.
+    """
+    loaded = _read(path)
+    for key in ('output.weight', 'fc.weight'):
+        if isinstance(loaded, dict) and key in loaded:
+            return int(loaded[key].shape[0])
+    return None

@@ -19,7 +19,8 @@ from ..data.preprocessing import preprocessing_for
 from ..errors import UsageError, cli_main
 from ..model_zoo import get_model, load_parameters
 from ..nn import canonical_name
-from ..utils.model_card import write_model_card
+from ..trained import fill_in, given_or_saved
+from ..utils.model_card import find_model_card, write_model_card
 from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
 from .engine.checkpoint import (atomic_write, is_checkpoint, load_checkpoint, pause_point,
@@ -53,19 +54,23 @@ def build_parser():
     p = TrainingParser(description='Train a CIFAR pre-activation ResNet with ATAC or another '
                                    'activation (flags of the original open-atac script).')
     model = p.add_argument_group('model (original flags)')
-    model.add_argument('--model', default='atac',
-                       help="'atac' or 'resnet' (both: cifar_resnet<6*blocks+2>_v2, "
+    model.add_argument('--model', default=None,
+                       help="'atac' (default) or 'resnet' (both: cifar_resnet<6*blocks+2>_v2, "
                             "ChaATAC resp. relu by default), or a cifar_resnet*_v2 name")
-    model.add_argument('--blocks', type=int, default=3, help='blocks per stage (depth 6b+2)')
+    model.add_argument('--blocks', type=int, default=None,
+                       help='blocks per stage (depth 6b+2; default 3)')
     model.add_argument('--act-type', default=None,
                        help='activation: ChaATAC (alias atac), relu, prelu, elu, selu, '
                             'gelu, swish, xunit')
-    model.add_argument('--r', type=int, default=2, help='ATAC reduction ratio')
-    model.add_argument('--act-layers', type=int, default=4,
-                       help='places (3 stages + head, from the head back) using --act-type')
-    model.add_argument('--useGlobal', action='store_true',
+    # Defaults are None so that --eval-only can tell a flag given from one left to the
+    # model card; _TRAINER_DEFAULTS fills in the rest.
+    model.add_argument('--r', type=int, default=None, help='ATAC reduction ratio (default 2)')
+    model.add_argument('--act-layers', type=int, default=None,
+                       help='places (3 stages + head, from the head back) using --act-type '
+                            '(default 4)')
+    model.add_argument('--useGlobal', action='store_true', default=None,
                        help='ATAC with global (pooled) context')
-    model.add_argument('--useReLU', action='store_true',
+    model.add_argument('--useReLU', action='store_true', default=None,
                        help='ATAC inner ReLU (off unless given, as in the original)')
     model.add_argument('--summary', action='store_true', help='print the model summary')
     model.add_argument('--drop-rate', type=float, default=0.0,
@@ -74,7 +79,8 @@ def build_parser():
                        help='attention module passed to get_model(attention=...)')
 
     data = p.add_argument_group('data')
-    data.add_argument('--dataset', default='cifar10', choices=DATASETS)
+    data.add_argument('--dataset', default=None, choices=DATASETS,
+                      help='default cifar10 (with --eval-only: the model card\'s)')
     data.add_argument('--data-dir', default=None,
                       help='folder with the official CIFAR files (either layout); default '
                            '$MXNET_HOME/datasets/<dataset>, where Gluon downloads')
@@ -110,6 +116,10 @@ def parse_args(argv=None):
         Any invalid value, with one line saying which.
     """
     args = build_parser().parse_args(argv)
+    if args.eval_only and not args.resume_from:
+        raise UsageError('--eval-only needs --resume-from FILE (.params or .ckpt)')
+    _fill_in(args, find_model_card(args.resume_from) if args.eval_only and
+             os.path.isfile(args.resume_from) else None)
     require_positive(args, ('blocks', 'r', 'batch_size', 'num_epochs', 'save_period'))
     if not 0 <= args.act_layers <= 4:
         raise UsageError('--act-layers must be 0..4, got %d' % args.act_layers)
@@ -117,13 +127,38 @@ def parse_args(argv=None):
         raise UsageError('--lr must be > 0, got %s' % args.lr)
     if args.coarse_labels and args.dataset != 'cifar100':
         raise UsageError('--coarse-labels applies to --dataset cifar100 only')
-    if args.eval_only and not args.resume_from:
-        raise UsageError('--eval-only needs --resume-from FILE (.params or .ckpt)')
     args.decay_epochs = decay_epochs(args)
-    args.zoo_name, default_act = _model_name(args)
-    args.act_type = args.act_type or default_act
     canonical_name(args.act_type)
     return args
+
+
+# Architecture flags of the original script (attribute, get_model option, default), which
+# --eval-only takes from the model card beside --resume-from unless given.
+_TRAINER_DEFAULTS = (('r', 'r', 2), ('useReLU', 'use_relu', False),
+                     ('useGlobal', 'use_global', False), ('act_layers', 'act_layers', 4),
+                     ('attention', 'attention', None))
+
+
+def _fill_in(args, card):
+    """Complete the flags left at ``None``: from ``card`` (``--eval-only`` of a run that
+    wrote one), else the original's defaults. Sets ``zoo_name`` and ``act_type``."""
+    saved = card or {'options': {}}
+    if card and args.model is None and args.blocks is None:
+        args.zoo_name, default_act = card['model'], card['options'].get('act_type')
+    else:
+        args.model, args.blocks = args.model or 'atac', args.blocks or 3
+        args.zoo_name, default_act = _model_name(args)
+    options = fill_in({option: getattr(args, attr) for attr, option, _ in _TRAINER_DEFAULTS},
+                      saved['options'],
+                      {option: default for _, option, default in _TRAINER_DEFAULTS},
+                      {option: '--' + attr.replace('_', '-') for attr, option, _
+                       in _TRAINER_DEFAULTS})
+    for attr, option, _ in _TRAINER_DEFAULTS:
+        setattr(args, attr, options[option])
+    args.act_type = given_or_saved('--act-type', args.act_type,
+                                   card and card['options'].get('act_type'), default_act)
+    args.dataset = given_or_saved('--dataset', args.dataset, card and card['dataset'],
+                                  'cifar10')
 
 
 def _model_name(args):

@@ -20,7 +20,7 @@ from mxnet import gluon
 from ..data.imagenet import count_images, train_batches, val_batches
 from ..errors import UsageError, cli_main
 from ..model_zoo import get_model, get_model_list, load_parameters
-from ..nn import canonical_name, group_norm
+from ..nn import canonical_name
 from ..utils.counting import count_params
 from ..data.preprocessing import preprocessing_for
 from ..utils.model_card import write_model_card
@@ -218,15 +218,12 @@ def architecture(args):
     return dict(classes=args.classes, act_type=args.act_type, r=args.r,
                 act_layers=args.act_layers, use_global=args.use_global,
                 use_relu=not args.no_relu, last_gamma=args.last_gamma,
-                attention=args.attention, input_size=args.input_size)
+                attention=args.attention, input_size=args.input_size,
+                **({'norm_layer': 'groupnorm'} if args.use_gn else {}))
 
 
-def _write_card(args, logger):
+def _write_card(args):
     """``model.json`` beside the run's parameter files (rank 0)."""
-    if args.use_gn:
-        logger.warning('--use-gn: no model.json is written (a card cannot name the norm '
-                       'layer); give the architecture flags when evaluating')
-        return
     write_model_card(args.save_dir, args.model.lower(), architecture(args), args.classes,
                      'imagenet', preprocessing_for('imagenet', args.input_size,
                                                    args.crop_ratio))
@@ -238,10 +235,7 @@ def _build_net(args, ctx, logger):
     The original cast before loading, so a file (float16 from the published run, or
     float32) is read into the dtype the run computes in.
     """
-    options = architecture(args)
-    if args.use_gn:
-        options['norm_layer'] = group_norm
-    net = get_model(args.model, **options)
+    net = get_model(args.model, **architecture(args))
     seed_everything(args.seed)
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
     shape = (1, 3, args.input_size, args.input_size)
@@ -452,7 +446,7 @@ def _train(args, ctx, notes, kv):
     files = RunFiles(args.save_dir, 'imagenet', checkpoint_tag(args.model, args.act_type),
                      args.logging_file)
     if rank0:
-        _write_card(args, logger)
+        _write_card(args)
     state = {'best_err': best_err, 'best_epoch': None, 'schedule': schedule,
              'metrics': MetricsLog(files.metrics, resume_epoch=done) if rank0 else None}
     loss_fn = build_loss(not (args.label_smoothing or args.mixup), teacher is not None,

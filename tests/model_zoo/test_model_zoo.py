@@ -37,7 +37,10 @@ def test_model_list():
 def test_every_name_builds_by_shape_inference(name, act_type):
     # Symbolic shape inference composes the whole graph without initializing or running
     # it; the forward passes below cover each host family, block type and act placement.
-    classes, size = (100, 32) if name.startswith('cifar') else (1000, 224)
+    config = gluon_atac.get_model_config(name)
+    # The paper's CIFAR counts are of 100-class heads.
+    classes = 100 if config.dataset == 'cifar10' else config.classes
+    size = config.input_size
     net = get_model(name, classes=classes, act_type=act_type)
     out = net(mx.sym.var('data'))
     args, outputs, aux = out.infer_shape(data=(2, 3, size, size))
@@ -76,3 +79,35 @@ def test_hybridized_and_exported_equal_imperative(tmp_path, name, kwargs, size):
     assert os.path.isfile(symbol) and os.path.isfile(params)
     imported = mx.gluon.SymbolBlock.imports(symbol, ['data'], params)
     np.testing.assert_allclose(imported(x).asnumpy(), eager, **tolerance)
+
+
+@pytest.mark.parametrize('name,expected', [
+    ('cifar_resnet56_v2', dict(classes=10, input_size=32, dataset='cifar10', act_layers=4,
+                               crop_ratio=None, mean=(0.4914, 0.4822, 0.4465),
+                               std=(0.2023, 0.1994, 0.2010))),
+    ('ResNet50_v1b', dict(classes=1000, input_size=224, dataset='imagenet', act_layers=2,
+                          crop_ratio=0.875, mean=(0.485, 0.456, 0.406),
+                          std=(0.229, 0.224, 0.225))),
+])
+def test_each_model_registers_its_defaults(name, expected):
+    config = gluon_atac.get_model_config(name)
+    got = {key: getattr(config, key) for key in expected}
+    for key in ('mean', 'std'):
+        assert got.pop(key) == pytest.approx(expected.pop(key), abs=5e-4)
+    assert got == expected
+    net = get_model(name)
+    assert net(mx.sym.var('data')).infer_shape(
+        data=(1, 3, config.input_size, config.input_size))[1] == [(1, config.classes)]
+
+
+def test_pretrained_true_says_weights_are_a_path():
+    with pytest.raises(ValueError, match=r"pretrained=True: gluon_atac downloads nothing; "
+                                         r"give the path of a \.params file"):
+        get_model('resnet50_v1b', pretrained=True)
+
+
+def test_a_norm_layer_by_name_builds_the_same_network():
+    by_name = get_model('cifar_resnet8_v2', norm_layer='BatchNorm')
+    by_class = get_model('cifar_resnet8_v2', norm_layer=mx.gluon.nn.BatchNorm)
+    shapes = lambda net: {k: v.shape for k, v in net._collect_params_with_prefix().items()}
+    assert shapes(by_name) == shapes(by_class)

@@ -6,11 +6,12 @@ from ...errors import DataError
 from ...model_zoo import get_model
 from ...utils.counting import count_flops, count_params
 from .devices import split_batch
+from .progress import progress
 
 __all__ = ['evaluate', 'model_costs']
 
 
-def evaluate(net, batches, ctx, k=5, dtype='float32'):
+def evaluate(net, batches, ctx, k=5, dtype='float32', progress_label=None):
     """Top-1 and top-``k`` accuracy and error of ``net`` over ``batches``.
 
     Parameters
@@ -24,6 +25,9 @@ def evaluate(net, batches, ctx, k=5, dtype='float32'):
         With fewer than ``k`` classes, top-``k`` means all of them (error 0).
     dtype : str, default 'float32'
         Type the images are cast to (the network's).
+    progress_label : str, optional
+        Show a progress bar with images/s under this label (only when stderr is a
+        terminal).
 
     Returns
     -------
@@ -37,7 +41,9 @@ def evaluate(net, batches, ctx, k=5, dtype='float32'):
     """
     ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
     top1 = topk = images = 0
+    bar = progress(None, progress_label, enabled=progress_label is not None)
     for data, label in batches:
+        bar.update(data.shape[0])
         for x, y in zip(*split_batch(data, label, ctx)):
             out = net(x.astype(dtype, copy=False))
             ranked = mx.nd.topk(out.astype('float32'), k=min(k, out.shape[1]), axis=1)
@@ -45,6 +51,7 @@ def evaluate(net, batches, ctx, k=5, dtype='float32'):
             top1 += int(hits[:, 0].sum().asscalar())
             topk += int(hits.sum().asscalar())
             images += x.shape[0]
+    bar.close()
     if not images:
         raise DataError('the evaluation data holds no images')
     return {'top1_acc': top1 / images, 'top1_err': 1 - top1 / images,

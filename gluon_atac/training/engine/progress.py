@@ -11,8 +11,8 @@ def progress(total, desc, enabled=True, unit='img'):
 
     Parameters
     ----------
-    total : int
-        Samples in the loop.
+    total : int or None
+        Samples in the loop (``None``: unknown, the bar counts without an end).
     desc : str
     enabled : bool, default True
         ``False`` (``--no-progress``) or a non-TTY stderr gives a silent bar.
