@@ -1,6 +1,6 @@
 """The package's layers import only downwards, and ``import gluon_atac`` stays a library.
 
-Layers, lowest first (the README's layout section lists the same order):
+Layers, lowest first (docs/contributing.md lists the same order):
 errors, registry < ops < nn < model_zoo < data, utils < trained (the trained-model layer) <
 training engine < training recipes < commands (gluon_atac.commands, experiments, and the
 ``python -m gluon_atac.<command>`` entry modules). No command imports another.

@@ -1,4 +1,4 @@
-"""python -m gluon_atac.export: symbol + params, INT8, and the README example."""
+"""python -m gluon_atac.export: symbol + params, INT8, and the example in docs/deployment.md."""
 import os
 import re
 import subprocess
@@ -119,8 +119,8 @@ def test_python_m_runs_without_warnings(module, flag):
     assert flag in result.stdout and 'Warning' not in result.stderr
 
 
-def test_readme_example_classifies_an_image(tmp_path, monkeypatch, capsys):
-    with open(os.path.join(REPO, 'README.md')) as handle:
+def test_deployment_page_example_classifies_an_image(tmp_path, monkeypatch, capsys):
+    with open(os.path.join(REPO, 'docs', 'deployment.md')) as handle:
         readme = handle.read()
     code = re.search(r'<!-- tested: classify -->\s*```python\n(.*?)```', readme, re.S).group(1)
     # The files the example expects; an ATAC ResNet-18 stands in for the ResNet-50 (the
@@ -131,5 +131,5 @@ def test_readme_example_classifies_an_image(tmp_path, monkeypatch, capsys):
     ga.export(net, 'atac_r50', input_shape=(1, 3, 224, 224))
     image = np.random.RandomState(0).randint(0, 255, size=(300, 400, 3)).astype(np.uint8)
     cv2.imwrite('cat.jpg', image)
-    exec(compile(code, 'README.md', 'exec'), {})
+    exec(compile(code, 'docs/deployment.md', 'exec'), {})
     assert re.search(r'top-5 classes: \[[\d ]+\]', capsys.readouterr().out)
