@@ -7,7 +7,8 @@ as plain operators) and converted by MXNet's ``mx2onnx``, with three additions: 
 converter for ``AdaptiveAvgPooling2D`` of any output size (Gather-Excite's pooling), the
 name of the layer that cannot be converted in the error, and weights stored as
 initializers only (listed as graph inputs too, they keep ONNX Runtime from folding
-constants).
+constants). :func:`check_conversion` judges ONNX Runtime's logits against MXNet's with a
+tolerance measured on the network itself (its float32 sensitivity).
 """
 import contextlib
 import json
@@ -22,13 +23,25 @@ import numpy as np
 from .export import export, parameter_context
 
 __all__ = ['OnnxError', 'INSTALL_HINT', 'DEFAULT_OPSET', 'OPSETS', 'require_onnx',
-           'export_onnx', 'read_metadata', 'onnx_session', 'compare_runtimes']
+           'export_onnx', 'read_metadata', 'onnx_session', 'compare_runtimes',
+           'DEFAULT_FACTOR', 'float32_sensitivity', 'check_conversion']
 
 INSTALL_HINT = "pip install -c constraints.txt -e '.[onnx]'"
 # mx2onnx's operator translations are written for opsets 12 and 13.
 OPSETS = (12, 13)
 DEFAULT_OPSET = 13
 _POOL_OP = '_contrib_AdaptiveAvgPooling2D'
+# A correct conversion reorders float32 sums at every layer, which moves the logits about
+# as far as rounding the input does (difference / sensitivity 0.6-1.1 measured on ResNet-8
+# and chaotic ResNet-32s, 1.8 in issue 17); ten times the sensitivity leaves room for
+# that, and a dropped layer or a wrong weight still moves well-conditioned logits far more.
+DEFAULT_FACTOR = 10.0
+# Relative size of the input noise: about one unit in the last place of a float32.
+_NOISE = 1e-7
+# Least sensitivity, as a fraction of the logit scale (at least 1): about ten units in the
+# last place of the largest logit, for inputs the noise cannot move (zeros) or a network
+# that ignores it.
+_SENSITIVITY_FLOOR = 1e-6
 
 
 class OnnxError(ValueError):
@@ -252,3 +265,85 @@ def compare_runtimes(net, session, batch, rounds=3):
             'max_abs_logit': float(np.abs(expected).max()),
             'top1_agreement': float((expected.argmax(1) == got.argmax(1)).mean()),
             'mxnet_images_per_sec': speeds[0], 'onnxruntime_images_per_sec': speeds[1]}
+
+
+def float32_sensitivity(net, batch, perturbations=3, seed=0, noise=_NOISE):
+    """How far input noise of float32 rounding size moves MXNet's logits.
+
+    Every pixel is multiplied by ``1 + noise * z`` (``z`` standard normal, one draw per
+    perturbation, seeded) and rounded to float32, so about two thirds of them change by one
+    unit in the last place. A deep network with badly conditioned layers (random
+    BatchNorm statistics, no inner ReLU) amplifies that to a large part of its logits;
+    a well-conditioned one keeps it near the rounding of the logits themselves.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.HybridBlock
+    batch : ndarray
+        float32 ``N x 3 x H x W`` images, preprocessed.
+    perturbations : int, default 3
+        Seeded perturbations; the largest move counts.
+    seed : int, default 0
+        Seed of the first perturbation (``seed + k`` of the k-th).
+    noise : float, default 1e-7
+        Relative size of the perturbation.
+
+    Returns
+    -------
+    float
+        The largest ``|logit(perturbed) - logit(batch)|`` over the perturbations.
+    """
+    ctx = parameter_context(net)
+    batch = np.asarray(batch, np.float32)
+    base = net(mx.nd.array(batch, ctx=ctx)).asnumpy()
+    largest = 0.0
+    for k in range(perturbations):
+        z = np.random.RandomState(seed + k).standard_normal(batch.shape)
+        # Scaled in float64, so the one rounding is the final one to float32.
+        moved = (batch.astype(np.float64) * (1.0 + noise * z)).astype(np.float32)
+        logits = net(mx.nd.array(moved, ctx=ctx)).asnumpy()
+        largest = max(largest, float(np.abs(logits - base).max()))
+    return largest
+
+
+def check_conversion(net, session, batch, factor=DEFAULT_FACTOR, perturbations=3, seed=0,
+                     rounds=3):
+    """Judge ONNX Runtime against MXNet with a tolerance from the network's sensitivity.
+
+    A fixed fraction of the logit scale refuses correct conversions of deep, badly
+    conditioned networks, whose float32 logits move by more than that when one input
+    pixel is rounded differently; ONNX Runtime, which sums in another order, cannot be
+    held closer to MXNet than MXNet is to itself. The tolerance is therefore ``factor``
+    times the measured :func:`float32_sensitivity` (at least ``1e-6 x max(1, largest
+    |logit|)``), which stays tight for a well-conditioned network.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.HybridBlock
+        The exported network, run as MXNet runs it.
+    session : onnxruntime.InferenceSession
+    batch : ndarray
+        float32 ``N x 3 x H x W`` images, preprocessed.
+    factor : float, default 10
+        Safety factor on the sensitivity; 0 demands identical logits.
+    perturbations : int, default 3
+        Seeded input perturbations the sensitivity is the largest of.
+    seed : int, default 0
+    rounds : int, default 3
+        Timed passes per runtime (:func:`compare_runtimes`).
+
+    Returns
+    -------
+    dict
+        :func:`compare_runtimes`'s report and ``sensitivity`` (measured),
+        ``sensitivity_floor``, ``factor``, ``tolerance`` (the largest logit difference
+        allowed: ``factor x max(sensitivity, sensitivity_floor)``) and ``passed``
+        (``max_abs_diff <= tolerance``).
+    """
+    report = compare_runtimes(net, session, batch, rounds=rounds)
+    sensitivity = float32_sensitivity(net, batch, perturbations, seed)
+    floor = _SENSITIVITY_FLOOR * max(1.0, report['max_abs_logit'])
+    tolerance = factor * max(sensitivity, floor)
+    report.update(sensitivity=sensitivity, sensitivity_floor=floor, factor=float(factor),
+                  tolerance=tolerance, passed=report['max_abs_diff'] <= tolerance)
+    return report

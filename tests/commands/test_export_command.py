@@ -1,4 +1,6 @@
-"""python -m gluon_atac.export: symbol + params, INT8, and the example in docs/deployment.md."""
+"""python -m gluon_atac.export: symbol + params, INT8, the ONNX check, and the example in
+docs/deployment.md."""
+import json
 import os
 import re
 import subprocess
@@ -101,6 +103,81 @@ def test_int8_needs_calibration_data(setup, tmp_path, capsys):
         main(setup.flags + ['--out', str(tmp_path / 'q'), '--quantize', 'int8'])
     assert stop.value.code == 2
     assert capsys.readouterr().err.startswith('error: --quantize int8 needs --calib-data')
+
+
+# The reporter's network of issue 17, without a model card.
+CHAOTIC_FLAGS = ['cifar_resnet32_v2', '--no-relu', '--classes', '100', '--dataset', 'cifar100',
+                 '--input-size', '32', '--format', 'onnx']
+
+
+def _check_lines(out):
+    return [line for line in out.splitlines() if line.startswith('ONNX Runtime vs MXNet')]
+
+
+def test_onnx_of_a_chaotic_deep_net_passes_on_random_and_real_images(chaotic_resnet32, setup,
+                                                                     tmp_path, capsys):
+    _, params = chaotic_resnet32
+    prefix = str(tmp_path / 'r32')
+    val = os.path.join(setup.data, 'val')
+    report = main(CHAOTIC_FLAGS + ['--params', params, '--out', prefix, '--calib-data', val,
+                                   '-j', '0'])
+    lines = _check_lines(capsys.readouterr().out)
+    with open(prefix + '-report.json') as handle:
+        assert json.load(handle) == report
+    assert report['passed'] and report['tolerance_factor'] == 10
+    for name, source, line in zip(('random', 'real'), ('random', val), lines):
+        check = report[name]
+        assert check['checked_on'] == source and check['images'] == 16
+        assert check['sensitivity'] > 0 and check['max_abs_diff'] <= check['tolerance']
+        assert check['tolerance'] == pytest.approx(10 * max(check['sensitivity'],
+                                                            check['sensitivity_floor']))
+        assert check['passed'] and 0 <= check['top1_agreement'] <= 1
+        assert line.startswith('ONNX Runtime vs MXNet on 16 images (%s): max |logit diff| '
+                               '%.3g, float32 sensitivity %.3g, tolerance %.3g, '
+                               % (source, check['max_abs_diff'], check['sensitivity'],
+                                  check['tolerance']))
+        assert 'passed' in line
+    assert len(lines) == 2
+    # What the old yardstick (1e-4 of the logit scale) refused: float32 noise exceeds it.
+    assert report['random']['sensitivity'] > 1e-4 * max(1, report['random']['max_abs_logit'])
+
+
+def test_a_wrong_onnx_conversion_fails_in_one_line(chaotic_resnet32, drop_batchnorm,
+                                                   monkeypatch, tmp_path, capsys):
+    from gluon_atac.commands import export as command
+    real_export = command.export_onnx
+    monkeypatch.setattr(command, 'export_onnx',
+                        lambda *args, **kwargs: drop_batchnorm(real_export(*args, **kwargs)))
+    prefix = str(tmp_path / 'r32')
+    with pytest.raises(SystemExit) as stop:
+        main(CHAOTIC_FLAGS + ['--params', chaotic_resnet32[1], '--out', prefix])
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    with open(prefix + '-report.json') as handle:
+        report = json.load(handle)
+    check = report['random']
+    assert not report['passed'] and check['max_abs_diff'] > check['tolerance']
+    assert _check_lines(out)[0].endswith(': FAILED')
+    assert err == ('error: ONNX Runtime logits differ from MXNet by %.3g on random images, '
+                   'more than the tolerance %.3g (--tolerance 10 x the float32 sensitivity '
+                   '%.3g, at least %.3g); see %s-report.json\n'
+                   % (check['max_abs_diff'], check['tolerance'], check['sensitivity'],
+                      check['sensitivity_floor'], prefix))
+
+
+def test_a_well_conditioned_net_is_held_to_a_tight_tolerance(setup, tmp_path, capsys):
+    # BN statistics of the data, as a trained network has.
+    report = main(setup.flags + ['--out', str(tmp_path / 'r18'), '--format', 'onnx',
+                                 '--calib-data', os.path.join(setup.data, 'val'), '-j', '0'])
+    for name in ('random', 'real'):
+        check = report[name]
+        assert check['passed'] and check['max_abs_diff'] <= check['tolerance']
+        assert check['tolerance'] <= 1e-3 * max(1.0, check['max_abs_logit'])
+    with pytest.raises(SystemExit) as stop:
+        main(setup.flags + ['--out', str(tmp_path / 'x'), '--format', 'onnx', '--tolerance',
+                            '-1'])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == 'error: --tolerance must be a number >= 0, not -1\n'
 
 
 def test_module_and_function_do_not_clash():

@@ -1,4 +1,5 @@
-"""ONNX export of the zoo: parity with MXNet in ONNX Runtime, dynamic batch, errors."""
+"""ONNX export of the zoo: parity with MXNet in ONNX Runtime, dynamic batch, errors, and
+the check that judges a conversion by the network's own float32 sensitivity."""
 import builtins
 
 import mxnet as mx
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 import gluon_atac as ga
-from gluon_atac.utils.onnx_export import (OnnxError, compare_runtimes, export_onnx,
+from gluon_atac.utils.onnx_export import (DEFAULT_FACTOR, OnnxError, check_conversion,
+                                          compare_runtimes, export_onnx, float32_sensitivity,
                                           onnx_session, read_metadata)
 
 pytest.importorskip('onnxruntime')
@@ -109,3 +111,62 @@ def test_without_the_extra_the_error_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(OnnxError, match=r"pip install -c constraints.txt -e '\.\[onnx\]'"):
         export_onnx(_net('cifar_resnet8_v2', act_type='relu'), str(tmp_path / 'x.onnx'),
                     (1, 3, 32, 32))
+
+
+def _tolerance_follows_the_sensitivity(report):
+    assert report['sensitivity'] >= 0 and report['factor'] == DEFAULT_FACTOR
+    assert report['tolerance'] == pytest.approx(
+        DEFAULT_FACTOR * max(report['sensitivity'], report['sensitivity_floor']))
+
+
+def test_a_chaotic_deep_net_passes_and_a_dropped_batchnorm_fails(chaotic_resnet32,
+                                                                 drop_batchnorm, tmp_path):
+    # Issue 17's network: ResNet-32, ATAC without inner ReLU, random BN statistics.
+    net, _ = chaotic_resnet32
+    path = export_onnx(net, str(tmp_path / 'r32.onnx'), (1, 3, 32, 32))
+    x = _images(16, 32)
+    good = check_conversion(net, onnx_session(path, threads=1), x, rounds=1)
+    # Rounding the input moves MXNet's own logits past the old yardstick (1e-4 of their
+    # scale), which refused this correct conversion.
+    assert good['sensitivity'] > 1e-4 * max(1.0, good['max_abs_logit'])
+    assert good['passed'] and good['max_abs_diff'] <= good['tolerance']
+    _tolerance_follows_the_sensitivity(good)
+    # Still a yardstick: below the logit scale, so a lost layer shows.
+    assert good['tolerance'] < good['max_abs_logit']
+    bad = check_conversion(net, onnx_session(drop_batchnorm(path), threads=1), x, rounds=1)
+    assert not bad['passed'] and bad['max_abs_diff'] > bad['tolerance']
+
+
+def test_a_well_conditioned_net_gets_a_tight_tolerance_that_a_wrong_weight_fails(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+    # Initial BN statistics (mean 0, variance 1) and a shallow host: no amplification.
+    net = _net('cifar_resnet8_v2', act_type='ChaATAC')
+    path = export_onnx(net, str(tmp_path / 'r8.onnx'), (1, 3, 32, 32))
+    x = _images(3, 32)
+    good = check_conversion(net, onnx_session(path, threads=1), x, rounds=1)
+    assert good['passed'] and good['sensitivity'] > 0
+    _tolerance_follows_the_sensitivity(good)
+    assert good['tolerance'] <= 1e-4 * max(1.0, good['max_abs_logit'])
+    # One number of the stem convolution 1% off, a bug that must not hide in the noise.
+    model = onnx.load(path)
+    weight = next(w for w in model.graph.initializer if w.name.endswith('conv0_weight'))
+    value = numpy_helper.to_array(weight).copy()
+    value.flat[0] *= 1.01
+    weight.CopyFrom(numpy_helper.from_array(value, weight.name))
+    onnx.save(model, str(tmp_path / 'off.onnx'))
+    bad = check_conversion(net, onnx_session(str(tmp_path / 'off.onnx'), threads=1), x,
+                           rounds=1)
+    assert not bad['passed'] and bad['max_abs_diff'] > bad['tolerance']
+
+
+def test_inputs_the_noise_cannot_move_leave_the_floor(tmp_path):
+    # Relative noise leaves zeros zero; the floor keeps the check from demanding equality.
+    net = _net('cifar_resnet8_v2', act_type='relu')
+    x = np.zeros((2, 3, 32, 32), np.float32)
+    assert float32_sensitivity(net, x) == 0.0
+    path = export_onnx(net, str(tmp_path / 'r8.onnx'), (1, 3, 32, 32))
+    report = check_conversion(net, onnx_session(path, threads=1), x, rounds=1)
+    assert report['sensitivity_floor'] > 0
+    assert report['tolerance'] == pytest.approx(DEFAULT_FACTOR * report['sensitivity_floor'])
+    assert report['passed']
