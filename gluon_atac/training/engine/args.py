@@ -80,8 +80,9 @@ def decay_epochs(args):
 
 
 def require_positive(args, names):
-    """Raise ``UsageError`` naming the first of ``names`` whose value is below 1."""
+    """Raise ``UsageError`` naming the first of ``names`` whose value is below 1 (``None``,
+    a flag left to a model card, is not checked)."""
     for name in names:
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UsageError('--%s must be >= 1, got %s'
                              % (name.replace('_', '-'), getattr(args, name)))
