@@ -8,7 +8,6 @@ and ``--crop-ratio`` override the file's preprocessing; a file without one and n
 ``--dataset`` is refused in one line, never guessed. An image that
 cannot be read is reported in one line and the others still run; the exit code is then 2.
 """
-import argparse
 import json
 import os
 import sys
@@ -18,6 +17,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UsageError, cli_main
+from ..utils.argv import command_parser
 from ..data.preprocessing import prepare_image
 from ..trained import add_preprocessing_flags, resolve_preprocessing
 from ..utils.model_card import card_from_metadata, find_model_card
@@ -93,8 +93,7 @@ def _format(image, top):
 @cli_main
 def main(argv=None):
     """Print the top classes of every image; exit 2 if any image failed."""
-    parser = argparse.ArgumentParser(prog='python -m gluon_atac.classify',
-                                     description=__doc__.split('\n\n')[0])
+    parser = command_parser('classify', __doc__.split('\n\n')[0])
     parser.add_argument('model_file', help='.onnx file or MXNet PREFIX-symbol.json')
     parser.add_argument('images', nargs='+', help='image files (jpg, png)')
     parser.add_argument('--params', default=None,

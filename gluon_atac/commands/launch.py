@@ -13,7 +13,6 @@ starts when the job runs here; on a remote scheduler host it cannot be checked.
 
 MXNet's own ``tools/launch.py --launcher local`` does not run on Python >= 3.9.
 """
-import argparse
 import errno
 import os
 import shlex
@@ -25,6 +24,7 @@ import threading
 import time
 
 from ..errors import UsageError, cli_main
+from ..utils.argv import command_parser
 
 __all__ = ['free_port', 'check_local_port', 'exit_description', 'read_hosts',
            'plan_processes', 'ssh_argv', 'Job', 'main']
@@ -268,8 +268,7 @@ def _raise_on_signal(signum, frame):
 def main(argv=None):
     """Run COMMAND as a scheduler, servers and workers; exit with the job's status."""
     own, command = _split_command(argv)
-    parser = argparse.ArgumentParser(prog='python -m gluon_atac.launch',
-                                     description=__doc__.split('\n\n')[1])
+    parser = command_parser('launch', __doc__.split('\n\n')[1])
     parser.add_argument('-n', '--num-workers', type=int, required=True)
     parser.add_argument('-s', '--num-servers', type=int, default=None,
                         help='default: as many as workers')

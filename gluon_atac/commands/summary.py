@@ -4,9 +4,9 @@ Classes, input size and act_layers are the model's registered defaults unless gi
 paper's CIFAR columns count 100 classes: ``--classes 100``); with ``--params`` of a trained
 run its model card describes the network.
 """
-import argparse
 
 from ..errors import UsageError, cli_main
+from ..utils.argv import command_parser
 from ..model_zoo import get_model
 from ..trained import add_model_flags, resolve
 from ..utils.counting import count_params, count_flops
@@ -55,8 +55,7 @@ def format_table(model, rows):
 @cli_main
 def main(argv=None):
     """Print the params/GMACs table of a model and its ReLU twin."""
-    parser = argparse.ArgumentParser(prog='python -m gluon_atac.summary',
-                                     description=__doc__.split('\n')[0])
+    parser = command_parser('summary', __doc__.split('\n')[0])
     add_model_flags(parser, params_required=False)
     args = parser.parse_args(argv)
     if args.model is None and args.params is None:

@@ -7,7 +7,6 @@ and a histogram of all gate values per stage, in one PNG.
 Gates are captured with forward hooks on each unit's ``module`` child (whose output is
 the gate), so the network runs unchanged and imperatively.
 """
-import argparse
 import math
 import os
 import re
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..data.preprocessing import prepare_image
 from ..errors import UsageError, cli_main
+from ..utils.argv import command_parser
 from ..nn import ChaATAC, gluon_graph
 from ..trained import add_model_flags, resolve
 
@@ -147,8 +147,7 @@ def plot_gates(image, gates, path, title=''):
 @cli_main
 def main(argv=None):
     """Write ``<out>/<image name>_gates.png`` for a trained model."""
-    parser = argparse.ArgumentParser(prog='python -m gluon_atac.visualize',
-                                     description=__doc__.split('\n')[0])
+    parser = command_parser('visualize', __doc__.split('\n')[0])
     add_model_flags(parser)
     parser.add_argument('--image', required=True, help='image file (jpg, png)')
     parser.add_argument('--out', required=True, help='folder for the PNG')
