@@ -69,9 +69,25 @@ def check_parameters(net, path):
     if differ:
         problems.append('%d shapes differ (%s)' % (len(differ), _brief(differ, 3)))
     if problems:
-        raise ParamsMismatchError('%s does not fit %s: %s' % (
-            path, net.__class__.__name__, '; '.join(problems)))
+        raise ParamsMismatchError('%s does not fit %s: %s%s' % (
+            path, net.__class__.__name__, '; '.join(problems),
+            _hint(missing | unexpected, [n for n in model if n in loaded and
+                                         not _shapes_fit(loaded[n].shape, model[n])])))
     return loaded
+
+
+def _hint(renamed, reshaped):
+    """What the usual mismatches mean, as the end of the one-line error."""
+    if renamed and all('.module.' in name for name in renamed):
+        # An ATAC unit's children are numbered: with and without the inner ReLU (or with
+        # the global pool) the same weights carry other indices.
+        return (' (only ATAC units differ: the inner ReLU or the global context does not '
+                'match the file; its model card, or --useReLU/--relu/--no-relu and '
+                '--useGlobal, must say how it was trained)')
+    if not renamed and reshaped and all(name.split('.')[0] in ('output', 'fc')
+                                        for name in reshaped):
+        return ' (only the classifier differs: give the classes the file was trained with)'
+    return ''
 
 
 def load_parameters(net, path, ctx=None):

@@ -35,3 +35,14 @@ def test_cli_errors_are_one_line():
         assert out.returncode == 2
         assert out.stderr.count('\n') == 1 and text in out.stderr
         assert 'Traceback' not in out.stderr
+
+
+def test_cli_counts_the_papers_cifar_column_with_a_cifar100_head():
+    for flags in (('--classes', '100'), ('--dataset', 'cifar100')):
+        out = _run('cifar_resnet20_v2', *flags)
+        assert out.returncode == 0, out.stderr
+        rows = [line.split()[:2] for line in out.stdout.splitlines()[2:]]
+        assert rows == [['relu', '279,520'], ['ChaATAC', '316,160']]
+    # Without them, the registered default: train_cifar.py's CIFAR-10 head.
+    rows = [line.split()[:2] for line in _run('cifar_resnet20_v2').stdout.splitlines()[2:]]
+    assert rows == [['relu', '273,670'], ['ChaATAC', '310,310']]

@@ -95,3 +95,20 @@ def test_float16_file_of_another_architecture_is_still_named(tmp_path):
     net.save_parameters(half)
     with pytest.raises(ParamsMismatchError, match='shapes differ'):
         _load('cifar_resnet8_v2', half, classes=100)
+
+
+def test_the_usual_mismatches_carry_a_hint(open_atac_dir):
+    path = os.path.join(open_atac_dir, FIXTURE)
+    with pytest.raises(ParamsMismatchError) as err:
+        _load('cifar_resnet20_v2', path, classes=100, use_relu=False)
+    assert str(err.value).endswith(
+        '(only ATAC units differ: the inner ReLU or the global context does not match the '
+        'file; its model card, or --useReLU/--relu/--no-relu and --useGlobal, must say how '
+        'it was trained)')
+    with pytest.raises(ParamsMismatchError) as err:
+        _load('cifar_resnet20_v2', path, classes=10)
+    assert str(err.value).endswith(
+        '(only the classifier differs: give the classes the file was trained with)')
+    with pytest.raises(ParamsMismatchError) as err:
+        _load('cifar_resnet14_v2', path, classes=100)
+    assert str(err.value).endswith(')') and 'only' not in str(err.value)
