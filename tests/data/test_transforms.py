@@ -1,7 +1,6 @@
-"""Augmentation, normalization, loaders and the embedded mnist5k digits."""
+"""Augmentation and normalization of uint8 image batches."""
 import numpy as np
 
-from gluon_atac.data import ImageData, load_mnist5k, eval_loader, train_loader
 from gluon_atac.data.transforms import normalize, random_crop_flip
 
 
@@ -40,34 +39,3 @@ def test_normalize_layout_and_values():
     out = normalize(np.full((2, 32, 32, 3), 255, np.uint8), (0.5, 0.5, 0.5), (0.25, 0.5, 1.0))
     assert out.shape == (2, 3, 32, 32) and out.dtype == np.float32
     np.testing.assert_allclose(out[0, :, 0, 0], [2.0, 1.0, 0.5])
-
-
-def _data(count=40):
-    labels = np.arange(count, dtype=np.int32) % 10
-    return ImageData((_images(count), labels), (_images(7), labels[:7]), 10, (0.5,) * 3,
-                     (0.25,) * 3, True)
-
-
-def test_train_loader_drops_partial_batch_and_ignores_workers():
-    data = _data()
-    batches = [[(x.asnumpy(), y.asnumpy()) for x, y in
-                train_loader(data, 16, np.random.RandomState(3), workers)]
-               for workers in (0, 2)]
-    assert len(batches[0]) == 2 and batches[0][0][0].shape == (16, 3, 32, 32)
-    for (x0, y0), (x1, y1) in zip(*batches):
-        np.testing.assert_array_equal(x0, x1)
-        np.testing.assert_array_equal(y0, y1)
-
-
-def test_eval_loader_keeps_every_image_in_order():
-    data = _data()
-    labels = np.concatenate([y.asnumpy() for _, y in eval_loader(data, 4)])
-    np.testing.assert_array_equal(labels, data.test[1])
-
-
-def test_mnist5k_split_is_fixed():
-    (train_x, train_y), (test_x, test_y) = load_mnist5k()
-    assert train_x.shape == (4000, 32, 32, 3) and test_x.shape == (1000, 32, 32, 3)
-    assert (train_x[:, :2] == 0).all() and (train_x[..., 0] == train_x[..., 2]).all()
-    assert sorted(np.unique(test_y)) == list(range(10))
-    np.testing.assert_array_equal(load_mnist5k()[1][1], test_y)

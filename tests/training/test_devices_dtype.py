@@ -8,8 +8,7 @@ import pytest
 from mxnet import gluon
 
 from gluon_atac import ops
-from gluon_atac.data import write_cifar
-from gluon_atac.data.imagenet import val_batches, write_synthetic_imagenet
+from gluon_atac.data.imagenet import val_batches
 from gluon_atac.model_zoo import get_model, load_parameters
 from gluon_atac.training import cifar
 from gluon_atac.training import imagenet as train
@@ -59,19 +58,6 @@ def unfused(monkeypatch):
     monkeypatch.setattr(ops, 'load', lambda: None)
 
 
-@pytest.fixture(scope='module')
-def tiny_cifar(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp('cifar'))
-    write_cifar(directory, 'cifar10', 'bin', n_train=64, n_test=32)
-    return directory
-
-
-@pytest.fixture(scope='module')
-def tiny_imagenet(tmp_path_factory):
-    return write_synthetic_imagenet(str(tmp_path_factory.mktemp('tinyin')), classes=4,
-                                    train_per_class=6, val_per_class=2, size=40)
-
-
 def imagenet_args(tiny, directory, *extra):
     return train.parse_args(SMALL + [
         '--batch-size', '4', '-j', '0', '--no-progress', '--log-interval', '0', '--mode',
@@ -102,7 +88,7 @@ IMAGENET_EPOCH_1 = {
 
 def test_cifar_metrics_on_two_devices_match_the_per_step_loop(tmp_path, tiny_cifar,
                                                                unfused):
-    result = cifar.main(['--dataset', 'cifar10', '--data-dir', tiny_cifar, '--blocks', '1',
+    result = cifar.main(['--dataset', 'cifar10', '--data-dir', tiny_cifar(), '--blocks', '1',
                          '--batch-size', '16', '--no-progress', '--save-dir', str(tmp_path),
                          '--num-epochs', '2', '--gpus', '0,1', '--mode', 'hybrid'])
     got = strip(result['records'])
@@ -174,7 +160,7 @@ def test_running_statistics_are_averaged_over_the_devices(unfused):
 
 def test_cifar_best_params_reproduce_the_logged_score_on_two_devices(tmp_path, tiny_cifar,
                                                                      unfused):
-    flags = ['--dataset', 'cifar10', '--data-dir', tiny_cifar, '--blocks', '1',
+    flags = ['--dataset', 'cifar10', '--data-dir', tiny_cifar(), '--blocks', '1',
              '--batch-size', '16', '--no-progress', '--mode', 'hybrid']
     result = cifar.main(flags + ['--save-dir', str(tmp_path), '--num-epochs', '2',
                                  '--gpus', '0,1'])
@@ -186,6 +172,7 @@ def test_cifar_best_params_reproduce_the_logged_score_on_two_devices(tmp_path, t
         assert again['val_acc'] == logged == result['best_val_acc']
 
 
+@pytest.mark.slow
 def test_imagenet_best_params_reproduce_the_logged_score_on_two_devices(
         tmp_path, tiny_imagenet, unfused):
     result = train.run(imagenet_args(tiny_imagenet, tmp_path, '--num-epochs', '2',
