@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ['DataError', 'find_cifar_files', 'load_cifar', 'write_cifar', 'write_cifar_files']
+__all__ = ['DataError', 'find_cifar_files', 'load_cifar', 'write_cifar_files']
 
 _PIXELS = 3 * 32 * 32
 _TRAIN_BATCHES = ['data_batch_%d' % i for i in range(1, 6)]
@@ -105,7 +105,7 @@ class _BatchUnpickler(pickle.Unpickler):
                 for module, name in ((core + '.multiarray', '_reconstruct'),
                                      (core + '.multiarray', 'scalar'))} | {
         ('numpy', 'ndarray'), ('numpy', 'dtype'),
-        # How Python 3 writes bytes at pickle protocol 2 (write_cifar's files).
+        # How Python 3 writes bytes at pickle protocol 2 (write_cifar_files's pickles).
         ('_codecs', 'encode')}
 
     def find_class(self, module, name):
@@ -326,34 +326,3 @@ def write_cifar_files(directory, dataset, train, test, layout='bin', flat=False)
             os.replace(path + '.tmp', path)
     return directory
 
-
-def write_cifar(directory, dataset, layout='bin', n_train=64, n_test=32, seed=0, flat=False):
-    """Write small random CIFAR files in an official layout (for tests and examples).
-
-    Parameters
-    ----------
-    directory : str
-        Receives the official sub-folder (or, with ``flat``, the files themselves).
-    dataset : {'cifar10', 'cifar100'}
-    layout : {'bin', 'py'}, default 'bin'
-        Binary ``.bin`` records or python pickles.
-    n_train, n_test : int
-        Records written; CIFAR-10's training records are spread over its 5 batches.
-    seed : int, default 0
-    flat : bool, default False
-        Put the files directly in ``directory``.
-
-    Returns
-    -------
-    dict
-        ``'train'`` and ``'test'``: the written ``(images, labels)``, labels being the fine
-        ones for CIFAR-100 (coarse = fine // 5 in these files).
-    """
-    rng = np.random.RandomState(seed)
-    classes = 10 if dataset == 'cifar10' else 100
-    written = {}
-    for split, count in (('train', n_train), ('test', n_test)):
-        images = rng.randint(0, 256, size=(count, 32, 32, 3)).astype(np.uint8)
-        written[split] = (images, rng.randint(0, classes, size=count).astype(np.int32))
-    write_cifar_files(directory, dataset, written['train'], written['test'], layout, flat)
-    return written

@@ -7,11 +7,12 @@ import mxnet as mx
 import pytest
 
 import gluon_atac as ga
-from gluon_atac.data import eval_loader, get_dataset, write_cifar
+from gluon_atac.data import eval_loader, get_dataset
 from gluon_atac.data.imagenet import write_synthetic_imagenet
 from gluon_atac.commands.evaluate import main
 from gluon_atac.training.cifar import build_parser
 from gluon_atac.training.engine.evaluation import evaluate
+from support import write_cifar
 
 PUBLISHED = '0.2141-imagenet-ResNet50_v1b_ChaATAC-155-best.params'
 

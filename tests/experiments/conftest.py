@@ -1,17 +1,9 @@
-"""A smoke grid trained once per session, shared by the runner and report tests."""
+"""A smoke grid trained once per session, shared by the runner and report tests (marked
+slow: the grid trains for about 30 s)."""
 import pytest
 
-from gluon_atac.experiments import expand, run_grid, smoke_data_dir
-
-# Four runs: ReLU and ATAC ResNet-8, two seeds each, on tiny generated CIFAR-10.
-SMOKE_ONLY = ['relu-b1-*', 'atac-b1-*']
-
-
-def smoke_runs(root, **kwargs):
-    """The smoke runs of the activations preset under ``root``."""
-    data_dir = smoke_data_dir(root, 'cifar10')
-    return expand('activations', root, seeds=2, budget='smoke', dataset='cifar10',
-                  data_dir=data_dir, only=SMOKE_ONLY, **kwargs)
+from gluon_atac.experiments import run_grid
+from support import smoke_runs
 
 
 @pytest.fixture(scope='session')

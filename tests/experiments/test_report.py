@@ -22,6 +22,7 @@ def report(smoke_grid):
     return root, runs, build_report(root, log=lambda line: None)
 
 
+@pytest.mark.slow
 def test_table_rows_equal_the_metrics_files(report):
     root, runs, text = report
     with open(os.path.join(root, 'report.md')) as handle:
@@ -43,6 +44,7 @@ def test_table_rows_equal_the_metrics_files(report):
     assert 'COARSE' in text
 
 
+@pytest.mark.slow
 def test_figure_plots_the_metrics_and_the_paper(report):
     root, runs, text = report
     png = os.path.join(root, 'activations_accuracy.png')
@@ -84,6 +86,7 @@ def test_report_of_an_empty_folder_is_a_usage_error(tmp_path):
         build_report(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_report_command_prints_the_tables(report, capsys):
     from gluon_atac.commands.experiments import main
     root, _, text = report

@@ -13,7 +13,7 @@ from gluon_atac.experiments import device_groups, expand, run_grid, run_state
 from gluon_atac.commands.experiments import main
 from gluon_atac.training.engine.metrics import read_metrics
 
-from conftest import smoke_runs
+from support import smoke_runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -35,6 +35,7 @@ with open(os.path.join(save_dir, 'device.json'), 'w') as f:
 '''
 
 
+@pytest.mark.slow
 def test_smoke_grid_completes(smoke_grid):
     root, runs, results, lines = smoke_grid
     assert len(runs) == 4
@@ -49,6 +50,7 @@ def test_smoke_grid_completes(smoke_grid):
     assert sum('done activations/' in line for line in lines) == 4
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_runs(smoke_grid):
     root, runs, _, _ = smoke_grid
     before = {run.name: os.path.getsize(os.path.join(run.dir, 'train.out')) for run in runs}
@@ -58,6 +60,7 @@ def test_rerun_skips_finished_runs(smoke_grid):
     assert before == {r.name: os.path.getsize(os.path.join(r.dir, 'train.out')) for r in runs}
 
 
+@pytest.mark.slow
 def test_other_options_in_the_same_folder_are_refused(smoke_grid):
     root = smoke_grid[0]
     with pytest.raises(UsageError, match='another command'):
@@ -65,6 +68,7 @@ def test_other_options_in_the_same_folder_are_refused(smoke_grid):
                  dry_run=True)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_its_checkpoint(smoke_grid, tmp_path):
     reference = {r.name: r for r in smoke_grid[1]}['relu-b1-s1']
     run = [r for r in smoke_runs(str(tmp_path)) if r.name == 'relu-b1-s1'][0]

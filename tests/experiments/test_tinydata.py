@@ -4,8 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from gluon_atac.data import load_cifar, write_cifar
+from gluon_atac.data import load_cifar
 from gluon_atac.experiments import smoke_data_dir, write_tiny_cifar
+from support import write_cifar
 
 
 @pytest.mark.parametrize('dataset, classes', [('cifar10', 10), ('cifar100', 100)])

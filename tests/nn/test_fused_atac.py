@@ -9,6 +9,7 @@ from mxnet import autograd, gluon
 
 from gluon_atac import get_model, ops
 from gluon_atac.nn import ChaATAC, gluon_graph
+from support import input_noise_sensitivity
 
 pytestmark = pytest.mark.skipif(shutil.which('g++') is None, reason='no C++ compiler')
 
@@ -145,8 +146,11 @@ def test_open_atac_fixture_gives_its_logits_through_the_fused_path(open_atac_dir
                     pretrained='%s/r20_b3_chaatac_r2_relu_c100.params' % open_atac_dir)
     assert all(b._fusable() for b in _walk(net) if isinstance(b, ChaATAC))
     net.hybridize()
+    # The logits were computed on another CPU: allow what float32 noise moves them by.
+    tolerance = 30 * input_noise_sensitivity(net, data['x'])
+    assert 0 < tolerance < 1e-3 * np.abs(data['y']).max()
     logits = net(mx.nd.array(data['x'])).asnumpy()
-    np.testing.assert_allclose(logits, data['y'], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logits, data['y'], rtol=0, atol=tolerance)
 
 
 def test_whole_network_training_step_matches_gluon():

@@ -68,3 +68,16 @@ def test_channels_the_groups_do_not_divide_are_one_line(declared):
         norm = group_norm(in_channels=48 if declared else 0)
         norm.initialize()
         norm(mx.nd.ones((1, 48, 2, 2)))
+
+
+def test_group_norm_normalizes_each_group_of_channels():
+    norm = group_norm(in_channels=64)
+    norm.initialize()
+    x = mx.nd.arange(2 * 64 * 2 * 2).reshape((2, 64, 2, 2))
+    y = norm(x).asnumpy()
+    assert norm._num_groups == 32
+    groups = y.reshape(2, 32, -1)
+    np.testing.assert_allclose(groups.mean(axis=2), 0, atol=1e-5)
+    # Each group holds 2 channels x 4 pixels of consecutive values 0..7: variance 5.25.
+    expected = (np.arange(8) - 3.5) / np.sqrt(5.25 + 1e-5)
+    np.testing.assert_allclose(groups[0, 0], expected, rtol=1e-5)

@@ -75,6 +75,7 @@ def shared_build(tmp_path_factory):
     return cache, [finish(proc) for proc in procs]
 
 
+@pytest.mark.slow
 def test_four_processes_on_an_empty_cache_share_one_working_build(shared_build):
     cache, reports = shared_build
     assert len({r['library'] for r in reports}) == 1
@@ -92,6 +93,7 @@ def test_four_processes_on_an_empty_cache_share_one_working_build(shared_build):
         assert report['y'] == reports[0]['y'] and np.isfinite(report['y'])
 
 
+@pytest.mark.slow
 def test_build_without_avx512_matches_the_gluon_graph(shared_build):
     """The equivalence checks (outputs, gradients, running statistics) on that build."""
     cache, _ = shared_build
@@ -127,6 +129,7 @@ def damaged_cache(shared_build, tmp_path, damage):
     return copy, os.path.join(cache, name)
 
 
+@pytest.mark.slow
 def test_truncated_library_is_rebuilt_with_a_warning(shared_build, tmp_path):
     """Loading it would kill the process with SIGBUS. The stand-in compiler copies the good
     build, so the rebuild costs no compile; a real compiler is what shared_build used."""
@@ -143,6 +146,7 @@ def test_truncated_library_is_rebuilt_with_a_warning(shared_build, tmp_path):
     assert 'rebuilding' in report['warnings'][0]
 
 
+@pytest.mark.slow
 def test_foreign_library_without_a_compiler_falls_back_with_a_warning(shared_build, tmp_path):
     cache, _ = damaged_cache(shared_build, tmp_path, 'foreign')
     report = finish(start_child(child_env(cache, CXX=shutil.which('false'))))

@@ -16,24 +16,21 @@ import pytest
 from mxnet import autograd, gluon
 
 from gluon_atac import get_model
-from gluon_atac.data import write_cifar
-from gluon_atac.data.imagenet import write_synthetic_imagenet
 from gluon_atac.training import cifar as train
 from gluon_atac.training import imagenet as train_imagenet
 from gluon_atac.training.engine import checkpoint
 from gluon_atac.training.engine.checkpoint import load_checkpoint
 from gluon_atac.training.engine.metrics import read_metrics
+from support import write_cifar
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMING = ('seconds', 'samples_per_sec')
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
+def data_dir(tiny_cifar):
     """32 training images: two steps of 16 per epoch."""
-    root = str(tmp_path_factory.mktemp('cifar'))
-    write_cifar(root, 'cifar10', 'py', n_train=32, n_test=16)
-    return root
+    return tiny_cifar('cifar10', 'py', n_train=32, n_test=16)
 
 
 def _flags(data_dir, save_dir, *extra):
@@ -73,6 +70,7 @@ def _same_metrics(a, b):
         _strip(read_metrics(str(b / 'metrics.jsonl')))
 
 
+@pytest.mark.slow
 def test_killed_anywhere_resumes_to_the_uninterrupted_metrics(data_dir, tmp_path):
     # --deterministic restarts each script under the naive engine (the test starts it
     # without), so two runs, and a run killed three times, agree to the last bit.
@@ -106,12 +104,6 @@ def test_killed_anywhere_resumes_to_the_uninterrupted_metrics(data_dir, tmp_path
     assert not [f for f in os.listdir(str(run)) if f.startswith('.')]
 
 
-@pytest.fixture(scope='module')
-def imagenet_dir(tmp_path_factory):
-    return write_synthetic_imagenet(str(tmp_path_factory.mktemp('imagenet')), classes=4,
-                                    train_per_class=6, val_per_class=2, size=40)
-
-
 def _imagenet_flags(data, save_dir, *extra):
     return ['--data-dir', data, '--model', 'resnet18_v1b', '--classes', '4', '--input-size',
             '32', '--batch-size', '8', '-j', '0', '--no-progress', '--log-interval', '0',
@@ -128,9 +120,10 @@ def _refused_while_alive(argv, holder, script):
         'in use by the run of process %d' % holder.pid in lines[0], err
 
 
-def test_imagenet_run_killed_in_its_checkpoint_write_resumes_bit_identical(imagenet_dir,
+@pytest.mark.slow
+def test_imagenet_run_killed_in_its_checkpoint_write_resumes_bit_identical(tiny_imagenet,
                                                                           tmp_path):
-    flags = lambda d, *extra: _imagenet_flags(imagenet_dir, tmp_path / d, '--deterministic',
+    flags = lambda d, *extra: _imagenet_flags(tiny_imagenet, tmp_path / d, '--deterministic',
                                               *extra)
     wholes = [_start(flags('whole%d' % i), script='train_imagenet.py') for i in range(2)]
     marker = str(tmp_path / 'paused')
@@ -154,13 +147,13 @@ def test_imagenet_run_killed_in_its_checkpoint_write_resumes_bit_identical(image
     assert (tmp_path / 'whole0' / final).read_bytes() == (tmp_path / 'cut' / final).read_bytes()
 
 
-def test_imagenet_divergence_names_epoch_step_and_checkpoint(imagenet_dir, tmp_path, capsys):
+def test_imagenet_divergence_names_epoch_step_and_checkpoint(tiny_imagenet, tmp_path, capsys):
     run = tmp_path / 'run'
-    train_imagenet.main(_imagenet_flags(imagenet_dir, run, '--num-epochs', '1'))
+    train_imagenet.main(_imagenet_flags(tiny_imagenet, run, '--num-epochs', '1'))
     ckpt = run / 'checkpoint.ckpt'
     before = ckpt.read_bytes()
     with pytest.raises(SystemExit) as stop:
-        train_imagenet.main(_imagenet_flags(imagenet_dir, run, '--lr', '1e30', '--resume',
+        train_imagenet.main(_imagenet_flags(tiny_imagenet, run, '--lr', '1e30', '--resume',
                                             str(ckpt)))
     assert stop.value.code == 3
     err = [l for l in capsys.readouterr().err.splitlines() if l.startswith('error:')]

@@ -5,7 +5,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_atac.data.imagenet import write_synthetic_imagenet
 from gluon_atac.training import imagenet as train
 from gluon_atac.training.engine import distributed
 from gluon_atac.training.engine.losses import build_teacher
@@ -20,12 +19,6 @@ PUBLISHED = ('--mode hybrid --lr 0.075 --lr-mode cosine --num-epochs 160 --batch
 # A small ATAC host (stages 3-4) on 32x32 crops keeps a training epoch to seconds.
 SMALL = ['--model', 'resnet18_v1b', '--classes', '4', '--input-size', '32', '--batch-size',
          '8', '-j', '0', '--no-progress', '--log-interval', '0', '--mode', 'hybrid']
-
-
-@pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    return write_synthetic_imagenet(str(tmp_path_factory.mktemp('tinyin')), classes=4,
-                                    train_per_class=6, val_per_class=2, size=40)
 
 
 def rec_flags(root):
@@ -63,10 +56,10 @@ def test_float16_on_cpu_is_a_clean_exit_2(tmp_path, monkeypatch, capsys):
     assert os.listdir(tmp_path) == []
 
 
-def test_published_command_runs_on_a_record_file(tiny, tmp_path):
+def test_published_command_runs_on_a_record_file(tiny_imagenet, tmp_path):
     # The published line verbatim; later flags override only what a CPU smoke run needs.
     # Its batch of 2 x 128 exceeds the 24 images and is lowered to 2 x 12 (one step).
-    result = train.run(parse_args(PUBLISHED + rec_flags(tiny) + out_flags(tmp_path) + [
+    result = train.run(parse_args(PUBLISHED + rec_flags(tiny_imagenet) + out_flags(tmp_path) + [
         '--dtype', 'float32', '--num-epochs', '1', '--warmup-epochs', '0', '--input-size',
         '32', '-j', '2', '--classes', '4', '--no-progress']))
     records = read_metrics(str(tmp_path / 'metrics.jsonl'))
@@ -87,8 +80,8 @@ class _Interrupt(Exception):
     pass
 
 
-def test_folder_training_resumes_like_an_uninterrupted_run(tiny, tmp_path, monkeypatch):
-    flags = SMALL + ['--data-dir', tiny, '--num-epochs', '2', '--lr', '0.05']
+def test_folder_training_resumes_like_an_uninterrupted_run(tiny_imagenet, tmp_path, monkeypatch):
+    flags = SMALL + ['--data-dir', tiny_imagenet, '--num-epochs', '2', '--lr', '0.05']
     whole = train.run(parse_args(flags + out_flags(tmp_path / 'whole')))
 
     real_seed = train.seed_everything
@@ -115,9 +108,9 @@ def test_folder_training_resumes_like_an_uninterrupted_run(tiny, tmp_path, monke
                                    atol=1e-5, err_msg=name)
 
 
-def test_original_resume_flags_restore_schedule_on_record_files(tiny, tmp_path):
+def test_original_resume_flags_restore_schedule_on_record_files(tiny_imagenet, tmp_path):
     first = tmp_path / 'first'
-    flags = SMALL + rec_flags(tiny) + ['--use-rec', '--num-epochs', '2', '--lr-mode',
+    flags = SMALL + rec_flags(tiny_imagenet) + ['--use-rec', '--num-epochs', '2', '--lr-mode',
                                        'cosine', '--warmup-epochs', '1']
     train.run(parse_args(flags + out_flags(first)))
     stem = str(first / 'imagenet-ResNet18_v1b_ChaATAC-1')
@@ -171,11 +164,11 @@ def test_checkpoint_tag_spells_the_published_name():
     (['--teacher', 'resnet18_v1b'], '--teacher needs --teacher-params'),
     (['--warmup-epochs', '3'], '--warmup-epochs must be in'),
 ])
-def test_bad_arguments_exit_2_with_one_line(flags, message, tiny, tmp_path, monkeypatch,
+def test_bad_arguments_exit_2_with_one_line(flags, message, tiny_imagenet, tmp_path, monkeypatch,
                                             capsys):
     monkeypatch.delenv('DMLC_ROLE', raising=False)
     with pytest.raises(SystemExit) as stop:
-        train.main(SMALL + ['--data-dir', tiny] + out_flags(tmp_path) + flags)
+        train.main(SMALL + ['--data-dir', tiny_imagenet] + out_flags(tmp_path) + flags)
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]

@@ -6,8 +6,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from gluon_atac.data import (DataError, find_cifar_files, get_dataset, load_cifar, write_cifar,
+from gluon_atac.data import (DataError, find_cifar_files, get_dataset, load_cifar,
                              write_cifar_files)
+from support import write_cifar
 
 LAYOUTS = [(d, l) for d in ('cifar10', 'cifar100') for l in ('bin', 'py')]
 

@@ -7,14 +7,7 @@ import numpy as np
 import pytest
 
 from gluon_atac.data.imagenet import (ShardSampler, _record_iter, count_images, pack_folder,
-                                      train_batches, val_batches, val_resize,
-                                      write_synthetic_imagenet)
-
-
-@pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    return write_synthetic_imagenet(str(tmp_path_factory.mktemp('tinyin')), classes=3,
-                                    train_per_class=6, val_per_class=3, size=40)
+                                      train_batches, val_batches, val_resize)
 
 
 def test_val_resize_is_ceil_of_size_over_crop_ratio():
@@ -24,13 +17,13 @@ def test_val_resize_is_ceil_of_size_over_crop_ratio():
         val_resize(224, 0)
 
 
-def test_record_file_and_folder_hold_the_same_images(tiny):
-    for split, count in (('train', 18), ('val', 9)):
-        assert count_images(os.path.join(tiny, split + '.rec')) == count
-        assert count_images(os.path.join(tiny, split)) == count
-    rec = list(val_batches(os.path.join(tiny, 'val.rec'), 4, 32, num_workers=1))
-    folder = list(val_batches(os.path.join(tiny, 'val'), 4, 32, num_workers=0))
-    assert [len(l) for _, l in rec] == [len(l) for _, l in folder] == [4, 4, 1]
+def test_record_file_and_folder_hold_the_same_images(tiny_imagenet):
+    for split, count in (('train', 24), ('val', 8)):
+        assert count_images(os.path.join(tiny_imagenet, split + '.rec')) == count
+        assert count_images(os.path.join(tiny_imagenet, split)) == count
+    rec = list(val_batches(os.path.join(tiny_imagenet, 'val.rec'), 4, 32, num_workers=1))
+    folder = list(val_batches(os.path.join(tiny_imagenet, 'val'), 4, 32, num_workers=0))
+    assert [len(l) for _, l in rec] == [len(l) for _, l in folder] == [4, 4]
     rec_x = np.concatenate([d.asnumpy() for d, _ in rec])
     folder_x = np.concatenate([d.asnumpy() for d, _ in folder])
     assert np.array_equal(np.concatenate([l.asnumpy() for _, l in rec]),
@@ -40,13 +33,13 @@ def test_record_file_and_folder_hold_the_same_images(tiny):
 
 
 @pytest.mark.parametrize('layout', ['train.rec', 'train'])
-def test_train_batches_gives_exactly_steps_batches(tiny, layout):
-    # 5 steps of 8 = 40 > 18 images: the reader wraps around instead of stopping early.
-    batches = list(train_batches(os.path.join(tiny, layout), 5, 8, 32, num_workers=1))
+def test_train_batches_gives_exactly_steps_batches(tiny_imagenet, layout):
+    # 5 steps of 8 = 40 > 24 images: the reader wraps around instead of stopping early.
+    batches = list(train_batches(os.path.join(tiny_imagenet, layout), 5, 8, 32, num_workers=1))
     assert len(batches) == 5
     assert all(d.shape == (8, 3, 32, 32) and l.shape == (8,) for d, l in batches)
     labels = np.concatenate([l.asnumpy() for _, l in batches])
-    assert set(labels) <= {0.0, 1.0, 2.0}
+    assert set(labels) <= {0.0, 1.0, 2.0, 3.0}
 
 
 def test_shard_sampler_parts_are_disjoint_and_cover_the_set():
@@ -59,40 +52,40 @@ def test_shard_sampler_parts_are_disjoint_and_cover_the_set():
         ShardSampler(10, 5, 2, 2)
 
 
-def test_folder_shards_read_only_their_images(tiny):
+def test_folder_shards_read_only_their_images(tiny_imagenet):
     seen = [[], []]
     for part in range(2):
-        list(train_batches(os.path.join(tiny, 'train'), 1, 9, 32, num_workers=0,
+        list(train_batches(os.path.join(tiny_imagenet, 'train'), 1, 12, 32, num_workers=0,
                            num_parts=2, part_index=part, seen=seen[part]))
     assert not set(seen[0]) & set(seen[1])
-    assert set(seen[0]) | set(seen[1]) == set(range(18))
+    assert set(seen[0]) | set(seen[1]) == set(range(24))
 
 
-def test_record_shards_are_disjoint(tiny):
+def test_record_shards_are_disjoint(tiny_imagenet):
     # train_batches and val_batches build their record iterators with _record_iter, which
     # hands the shard to ImageRecordIter; the validation settings make images comparable.
     def digests(part):
-        it = _record_iter(os.path.join(tiny, 'train.rec'), None, 1, 40, 1, 2, part,
+        it = _record_iter(os.path.join(tiny_imagenet, 'train.rec'), None, 1, 40, 1, 2, part,
                           train=False)
         return {hashlib.md5(b.data[0].asnumpy().tobytes()).hexdigest() for b in it}
     first, second = digests(0), digests(1)
-    assert len(first) + len(second) == 18
+    assert len(first) + len(second) == 24
     assert not first & second
 
 
-def test_pack_folder_numbers_classes_like_image_folder_dataset(tiny, tmp_path):
+def test_pack_folder_numbers_classes_like_image_folder_dataset(tiny_imagenet, tmp_path):
     prefix = str(tmp_path / 'val')
-    assert pack_folder(os.path.join(tiny, 'val'), prefix) == 9
+    assert pack_folder(os.path.join(tiny_imagenet, 'val'), prefix) == 8
     record = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'r')
-    labels = [mx.recordio.unpack(record.read_idx(i))[0].label for i in range(9)]
-    dataset = mx.gluon.data.vision.ImageFolderDataset(os.path.join(tiny, 'val'))
-    assert labels == [float(dataset[i][1]) for i in range(9)]
+    labels = [mx.recordio.unpack(record.read_idx(i))[0].label for i in range(8)]
+    dataset = mx.gluon.data.vision.ImageFolderDataset(os.path.join(tiny_imagenet, 'val'))
+    assert labels == [float(dataset[i][1]) for i in range(8)]
 
 
-def test_folder_augmentation_does_not_depend_on_loader_processes(tiny):
+def test_folder_augmentation_does_not_depend_on_loader_processes(tiny_imagenet):
     def epoch(workers):
         np.random.seed(0)
         return np.concatenate([d.asnumpy() for d, _ in train_batches(
-            os.path.join(tiny, 'train'), 2, 6, 32, num_workers=workers, seed=7)])
+            os.path.join(tiny_imagenet, 'train'), 2, 6, 32, num_workers=workers, seed=7)])
     alone, parallel = epoch(0), epoch(2)
     np.testing.assert_allclose(alone, parallel, atol=1e-6)

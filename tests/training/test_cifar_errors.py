@@ -8,10 +8,10 @@ import pytest
 from mxnet import gluon
 
 from gluon_atac import get_model
-from gluon_atac.data import write_cifar
 from gluon_atac.training.cifar import main, parse_args
 from gluon_atac.training.engine import checkpoint
 from gluon_atac.training.engine.checkpoint import load_checkpoint, save_checkpoint
+from support import write_cifar
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

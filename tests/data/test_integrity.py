@@ -12,8 +12,7 @@ import pytest
 
 import gluon_atac as ga
 from gluon_atac import evaluate
-from gluon_atac.data.imagenet import count_images, train_batches, val_batches, \
-    write_synthetic_imagenet
+from gluon_atac.data.imagenet import count_images, train_batches, val_batches
 from gluon_atac.data.integrity import _image_problem, check_record_file, decode_image_file
 from gluon_atac.errors import DataError
 from gluon_atac.training import imagenet as train
@@ -23,23 +22,18 @@ IMAGE = os.path.join('class01', '001.jpg')
 MAGIC = b'\x0a\x23\xd7\xce'  # RecordIO's, as stored
 
 
-@pytest.fixture(scope='module')
-def pristine(tmp_path_factory):
-    return write_synthetic_imagenet(str(tmp_path_factory.mktemp('bad')), classes=2,
-                                    train_per_class=4, val_per_class=2, size=32)
-
-
 @pytest.fixture
-def data(pristine, tmp_path):
-    return shutil.copytree(pristine, str(tmp_path / 'data'))
+def data(tiny_imagenet, tmp_path):
+    """A copy of the shared tiny ImageNet (24 training, 8 validation images) to damage."""
+    return shutil.copytree(tiny_imagenet, str(tmp_path / 'data'))
 
 
 @pytest.fixture(scope='module')
-def params(pristine):
-    net = ga.get_model('resnet18_v1b', classes=2)
+def params(tmp_path_factory):
+    net = ga.get_model('resnet18_v1b', classes=4)
     net.initialize(mx.init.MSRAPrelu())
     net(mx.nd.zeros((1, 3, 32, 32)))
-    path = os.path.join(pristine, 'r18.params')
+    path = str(tmp_path_factory.mktemp('r18') / 'r18.params')
     net.save_parameters(path)
     return path
 
@@ -92,8 +86,8 @@ def _progressive_jpeg(image, damaged=False):
     return bytes(jpeg)
 
 
-def test_good_images_decode_as_mxnet_reads_them(pristine):
-    path = os.path.join(pristine, 'val', IMAGE)
+def test_good_images_decode_as_mxnet_reads_them(tiny_imagenet):
+    path = os.path.join(tiny_imagenet, 'val', IMAGE)
     assert np.array_equal(decode_image_file(path).asnumpy(), mx.image.imread(path).asnumpy())
 
 
@@ -108,7 +102,7 @@ def test_damaged_folder_image_is_named(data, damage, workers, reason):
     _damage_jpeg(path, damage)
     if damage == 'header':
         # What the check prevents: MXNet's own reader returns an uninitialized array.
-        assert mx.image.imread(path).shape == (32, 32, 3)
+        assert mx.image.imread(path).shape == (40, 40, 3)
     with pytest.raises(DataError) as err:
         list(val_batches(os.path.join(data, 'val'), 2, 32, num_workers=workers))
     assert str(err.value) == 'damaged image %s (class folder %s): %s' % (
@@ -121,7 +115,7 @@ def test_truncated_record_file_is_named(data):
     _write(rec, content[:-100])
     with pytest.raises(DataError) as err:
         count_images(rec)
-    assert str(err.value) == ("damaged record 3 in %s: the file stops at byte %d, short of "
+    assert str(err.value) == ("damaged record 7 in %s: the file stops at byte %d, short of "
                               "the record's end (truncated)" % (rec, len(content) - 100))
     # Cut where a record starts: the records after the cut are missing.
     _write(rec, content[:_offsets(data, 'val')[2]])
@@ -200,8 +194,8 @@ def test_damage_inside_compressed_jpeg_data_is_not_found(data):
     rec = os.path.join(data, 'val.rec')
     end = _offsets(data, 'val')[2]
     _overwrite(rec, end - 300, b'\x55' * 100)
-    assert count_images(rec) == 4
-    assert sum(len(l) for _, l in val_batches(rec, 2, 32, num_workers=1)) == 4
+    assert count_images(rec) == 8
+    assert sum(len(l) for _, l in val_batches(rec, 2, 32, num_workers=1)) == 8
 
 
 def test_training_names_the_record_file_of_an_image_failing_to_decode(data):
@@ -255,7 +249,7 @@ def _rec_flags(root):
         os.path.join(root, split + '.idx'))]
 
 
-SMALL = ['--model', 'resnet18_v1b', '--classes', '2', '--input-size', '32', '--batch-size',
+SMALL = ['--model', 'resnet18_v1b', '--classes', '4', '--input-size', '32', '--batch-size',
          '4', '-j', '2', '--num-epochs', '1', '--no-progress']
 
 
@@ -265,7 +259,7 @@ def test_train_imagenet_stops_on_a_damaged_record(data, tmp_path):
     proc = _run(['train_imagenet.py'] + _rec_flags(data) + SMALL + [
         '--save-dir', str(tmp_path / 'run')])
     assert proc.returncode == 2
-    _single_error_line(proc.stderr, "error: damaged record 7 in %s: the file stops at byte "
+    _single_error_line(proc.stderr, "error: damaged record 23 in %s: the file stops at byte "
                        "%d, short of the record's end (truncated)"
                        % (rec, os.path.getsize(rec)))
 
@@ -274,7 +268,7 @@ def test_evaluate_stops_on_a_damaged_folder_image_read_by_a_loader_process(data,
     path = os.path.join(data, 'val', IMAGE)
     _damage_jpeg(path, 'truncated')
     proc = _run(['-m', 'gluon_atac.evaluate', 'resnet18_v1b', '--params', params,
-                 '--classes', '2', '--input-size', '32', '--data',
+                 '--classes', '4', '--input-size', '32', '--data',
                  os.path.join(data, 'val'), '-j', '2'])
     assert proc.returncode == 2
     _single_error_line(proc.stderr, 'error: damaged image %s (class folder %s): JPEG data '
@@ -294,7 +288,7 @@ def test_training_on_a_folder_and_evaluating_records_stop_with_one_line(data, pa
     rec = os.path.join(data, 'val.rec')
     _overwrite(rec, _offsets(data, 'val')[1], b'\x00' * 4)
     with pytest.raises(SystemExit) as stop:
-        evaluate.main(['resnet18_v1b', '--params', params, '--classes', '2', '--input-size',
+        evaluate.main(['resnet18_v1b', '--params', params, '--classes', '4', '--input-size',
                        '32', '--data', rec, '-j', '2'])
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [

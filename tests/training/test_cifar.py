@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from gluon_atac.data import write_cifar
 from gluon_atac.training.cifar import main
 from gluon_atac.training.engine.metrics import read_metrics
 from gluon_atac.training.engine.schedule import step_lr
@@ -22,15 +21,10 @@ PUBLISHED = ('--gpus 0 --num-epochs 400 --mode hybrid -j 32 --batch-size 128 --w
 
 
 @pytest.fixture(scope='module')
-def data_dirs(tmp_path_factory):
+def data_dirs(tiny_cifar):
     """Tiny CIFAR-10/100 sets (64 train, 32 test) in both official layouts."""
-    root = tmp_path_factory.mktemp('cifar')
-    dirs = {}
-    for dataset in ('cifar10', 'cifar100'):
-        for layout in ('bin', 'py'):
-            dirs[dataset, layout] = str(root / ('%s_%s' % (dataset, layout)))
-            write_cifar(dirs[dataset, layout], dataset, layout, n_train=64, n_test=32)
-    return dirs
+    return {(dataset, layout): tiny_cifar(dataset, layout)
+            for dataset in ('cifar10', 'cifar100') for layout in ('bin', 'py')}
 
 
 def _train(save_dir, data_dir, *extra, dataset='cifar10'):
