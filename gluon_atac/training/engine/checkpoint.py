@@ -398,6 +398,8 @@ def load_checkpoint(path, net, trainer=None, ctx=None, checks=None):
                     archive.extract(name, tmpdir)
             # An empty file (no optimizer states yet) loads as a list.
             arrays = mx.nd.load(os.path.join(tmpdir, 'trainer.nd')) or {}
+        except CheckpointError:
+            raise
         except RecursionError:
             raise CheckpointError('checkpoint %s is not usable: its state.json nests too '
                                   'deep' % path) from None
