@@ -4,6 +4,7 @@ refused in one line naming the file."""
 import os
 import pickle
 import resource
+import struct
 import subprocess
 import sys
 import time
@@ -71,14 +72,28 @@ def test_every_pickle_protocol_of_numpy_loads(data_dir, protocol):
 
 # The state of np.dtype([('f', 'O')]) with its object flags cleared: old readers handed it
 # to numpy, which then took the image bytes for pointers (the segfault of issue 18).
-OBJECT_FIELD_STATE = (b"(K\x03U\x01|NU\x01f\x85}U\x01f(cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R"
+OBJECT_FIELD_STATE = (b"(K\x03U\x01|NU\x01f\x85}U\x01fcnumpy\ndtype\nU\x02O8K\x00K\x01\x87R"
                       b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tbK\x00\x86sK\x08K"
                       b"\x01K\x00t")
+
+
+def _segfault_probe():
+    """Issue 18's crafted batch: a V8 dtype with an object field at offset 0 over the
+    bytes 'AAAAAAAA' (its object flags cleared), which made pickle-based readers hand
+    0x4141414141414141 to numpy as a pointer (segmentation fault on main)."""
+    blob = python2_batch(np.full((1, 3072), 65, np.uint8), {b'labels': [0]},
+                         dtype_state=OBJECT_FIELD_STATE)
+    raw = b'T' + struct.pack('<i', 3072) + b'A' * 3072
+    return blob.replace(b'dtype\nq\x05U\x02u1', b'dtype\nq\x05U\x02V8').replace(
+        raw, b'T' + struct.pack('<i', 8 * 3072) + b'A' * (8 * 3072))
+
+
 # A uint8 dtype whose state adds field names: refused whatever the fields are.
 NAMED_FIELD_STATE = b"(K\x03U\x01|NU\x01f\x85NK\x01K\x01K\x00t"
 
 
 @pytest.mark.parametrize('blob,reason', [
+    (_segfault_probe(), "a dtype 'V8', not uint8"),
     (python2_batch(_rows(1), {b'labels': [0]}, dtype_state=OBJECT_FIELD_STATE),
      "a dtype 'O8', not uint8"),
     (python2_batch(_rows(1), {b'labels': [0]}, dtype_state=NAMED_FIELD_STATE),
@@ -148,8 +163,7 @@ def test_file_larger_than_any_batch_is_refused_unread(data_dir):
 def test_crafted_dtype_file_ends_train_cifar_in_one_line(data_dir, tmp_path):
     # The probe of issue 18 on the real command, in its own process: a crash would show
     # as a signal, a traceback as more than one line.
-    _replace(data_dir, python2_batch(_rows(1), {b'labels': [0]},
-                                     dtype_state=OBJECT_FIELD_STATE))
+    _replace(data_dir, _segfault_probe())
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run(
         [sys.executable, os.path.join(root, 'train_cifar.py'), '--data-dir', str(data_dir),
@@ -159,6 +173,6 @@ def test_crafted_dtype_file_ends_train_cifar_in_one_line(data_dir, tmp_path):
     assert proc.returncode == 2
     assert 'Traceback' not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.startswith('error:')] == [
-        "error: %s is not an official CIFAR python batch: a dtype 'O8', not uint8"
+        "error: %s is not an official CIFAR python batch: a dtype 'V8', not uint8"
         % (data_dir / FOLDER / 'data_batch_1')]
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 3 << 20
