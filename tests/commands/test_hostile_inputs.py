@@ -135,7 +135,6 @@ def _card_beside(files, tmp_path, card):
 def _onnx_model(metadata=None, external=None):
     """A one-node ONNX model (y = x + w), with ``metadata`` and ``w`` as external data
     at ``external`` if given."""
-    import onnx
     from onnx import TensorProto, helper
 
     weight = helper.make_tensor('w', TensorProto.FLOAT, [1], [1.0])

@@ -74,10 +74,12 @@ def test_counts_are_whole_numbers_in_range(value, reason):
     assert count()(value) == reason
 
 
+SCORE = 'a finite number in -1..1 or null'
+
+
 @pytest.mark.parametrize('value,reason', [
-    (0.5, None), (-1, None), (None, None), (float('nan'), 'a finite number in -1..1 or null'),
-    (float('inf'), 'a finite number in -1..1 or null'), ('0.5', 'a finite number in -1..1 or null'),
-    (1.5, 'a finite number in -1..1 or null'),
+    (0.5, None), (-1, None), (None, None), (float('nan'), SCORE), (float('inf'), SCORE),
+    ('0.5', SCORE), (1.5, SCORE),
 ])
 def test_scores_are_finite_numbers_in_range(value, reason):
     assert optional(number(-1, 1))(value) == reason
