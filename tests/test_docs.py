@@ -66,3 +66,15 @@ def test_readme_names_both_suite_commands():
     # the native gate built without AVX-512, in a fresh cache
     assert re.search(r'GLUON_ATAC_CXXFLAGS=-mno-avx512f\s+GLUON_ATAC_CACHE=[^\n`]+?\s+make test',
                      readme)
+
+
+@pytest.mark.parametrize('page', PAGES, ids=os.path.basename)
+def test_every_test_a_page_names_exists(page):
+    """The failure table and the figures name the test that proves them: it must exist."""
+    missing = []
+    for path, name in re.findall(r'(tests/[\w/]+\.py)(?:::(\w+))?', _read(page)):
+        full = os.path.join(REPO, path)
+        if not os.path.isfile(full) or (name and not re.search(
+                r'^def %s\b' % name, _read(full), re.M)):
+            missing.append(path + ('::' + name if name else ''))
+    assert not missing, missing
