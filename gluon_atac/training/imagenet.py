@@ -32,7 +32,7 @@ from .engine.devices import average_running_stats, devices_with_notes, fitting_b
 from .engine.distributed import (batch_plan, broadcast_weights, create_kvstore,
                                  exit_like_a_worker)
 from .engine.evaluation import evaluate
-from .engine.logs import setup_logging
+from .engine.logs import open_log_file, setup_logging
 from .engine.loop import NonFiniteStep, train_epoch
 from .engine.losses import (SMOOTHING, build_loss, build_teacher, mixup_lambda,
                             training_targets)
@@ -415,13 +415,17 @@ def run(args):
         return _train(args, ctx, notes, kv)
     # Taken before rank 0 writes anything, so a second run leaves the first one's files be.
     with RunLock(args.save_dir):
+        # The original's resume (--resume-params with --resume-epoch N) continues too.
+        if not (args.resume or args.resume_epoch):
+            RunFiles(args.save_dir, 'imagenet', None).refuse_fresh_start('--resume',
+                                                                         args.overwrite)
         return _train(args, ctx, notes, kv)
 
 
 def _train(args, ctx, notes, kv):
     rank0 = kv.rank == 0
     logger = setup_logging(args.logging_file if rank0 else None,
-                           name='gluon_atac.imagenet.rank%d' % kv.rank)
+                           name='gluon_atac.imagenet.rank%d' % kv.rank, defer=True)
     for note in notes:
         logger.warning('%s', note)
     if args.deterministic:
@@ -446,6 +450,9 @@ def _train(args, ctx, notes, kv):
     files = RunFiles(args.save_dir, 'imagenet', checkpoint_tag(args.model, args.act_type),
                      args.logging_file)
     if rank0:
+        # Every check has passed (devices, data, a resumed file that fits): only now is
+        # anything in the folder written, so a refused run leaves the one it named be.
+        open_log_file(logger)
         _write_card(args)
     state = {'best_err': best_err, 'best_epoch': None, 'schedule': schedule,
              'metrics': MetricsLog(files.metrics, resume_epoch=done) if rank0 else None}

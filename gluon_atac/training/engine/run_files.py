@@ -5,9 +5,13 @@ import os
 import stat
 
 from ...errors import UsageError
+from ...utils.model_card import CARD_NAME
 from .checkpoint import PARTIAL_SUFFIX, atomic_write
 
-__all__ = ['RunFiles', 'RunLock']
+__all__ = ['RunFiles', 'RunLock', 'RESULT_FILES']
+
+# What a run leaves in its folder that a fresh run there would replace.
+RESULT_FILES = ('metrics.jsonl', 'checkpoint.ckpt', 'best.params', CARD_NAME)
 
 
 class RunFiles(object):
@@ -55,6 +59,34 @@ class RunFiles(object):
     def snapshot_stem(self, epoch_index):
         """The original's periodic snapshot stem, ``<dataset>-<model>-<epoch index>``."""
         return self.path('%s-%s-%d' % (self.dataset_tag, self.model_tag, epoch_index))
+
+    def refuse_fresh_start(self, resume_flag, overwrite=False):
+        """Refuse to start a run afresh over the results another run left here.
+
+        A fresh run rewrites ``metrics.jsonl`` before its first epoch and then replaces the
+        checkpoint, ``best.params`` and ``model.json``; re-running a finished run's command
+        without its resume flag would lose them without a word.
+
+        Parameters
+        ----------
+        resume_flag : str
+            The trainer's flag that continues a checkpoint, named in the message.
+        overwrite : bool, default False
+            ``--overwrite`` was given: the files are replaced as the run goes.
+
+        Raises
+        ------
+        UsageError
+            One line naming the files found and the three ways on.
+        """
+        found = [name for name in RESULT_FILES if os.path.lexists(self.path(name))]
+        if not found or overwrite:
+            return
+        ways = 'choose another --save-dir, or pass --overwrite to replace them'
+        if os.path.lexists(self.checkpoint):
+            ways = 'resume it (%s %s), %s' % (resume_flag, self.checkpoint, ways)
+        raise UsageError('%s holds the files of another run (%s): %s'
+                         % (self.save_dir, ', '.join(found), ways))
 
     @staticmethod
     def save_pair(stem, net, trainer=None):

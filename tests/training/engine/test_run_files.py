@@ -1,5 +1,5 @@
 """The ``--save-dir`` lock: atomic between processes, never blocking, taken over from the
-dead."""
+dead; and the refusal of a fresh run over another run's files."""
 import multiprocessing
 import os
 import subprocess
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from gluon_atac.errors import UsageError
-from gluon_atac.training.engine.run_files import RunLock
+from gluon_atac.training.engine.run_files import RESULT_FILES, RunFiles, RunLock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -121,3 +121,19 @@ def test_train_cifar_refuses_a_fifo_lock_in_one_line_without_hanging(tmp_path):
     assert proc.stderr.splitlines() == [
         'error: cannot take the lock %s: it is not a regular file (remove it)'
         % (tmp_path / '.run.lock')]
+
+
+@pytest.mark.parametrize('name', RESULT_FILES)
+def test_a_fresh_start_over_any_result_file_is_refused(tmp_path, name):
+    (tmp_path / name).write_text('kept\n')
+    files = RunFiles(str(tmp_path), 'cifar', 'm')
+    with pytest.raises(UsageError) as refused:
+        files.refuse_fresh_start('--resume-from')
+    ways = 'choose another --save-dir, or pass --overwrite to replace them'
+    if name == 'checkpoint.ckpt':
+        ways = 'resume it (--resume-from %s), %s' % (tmp_path / name, ways)
+    assert str(refused.value) == '%s holds the files of another run (%s): %s' % (
+        tmp_path, name, ways)
+    files.refuse_fresh_start('--resume-from', overwrite=True)
+    RunFiles(str(tmp_path / 'empty'), 'cifar', 'm').refuse_fresh_start('--resume-from')
+    assert (tmp_path / name).read_text() == 'kept\n'
