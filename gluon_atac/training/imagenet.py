@@ -18,6 +18,7 @@ import numpy as np
 from mxnet import gluon
 
 from ..data.imagenet import count_images, train_batches, val_batches
+from ..data.integrity import add_pixel_limit_flag, set_max_pixels
 from ..errors import UsageError, cli_main
 from ..model_zoo import get_model, get_model_list, load_parameters
 from ..nn import canonical_name
@@ -65,6 +66,7 @@ def _add_original(p):
     data.add_argument('--input-size', type=int, default=224)
     data.add_argument('--crop-ratio', type=float, default=0.875,
                       help='validation resize is ceil(input-size / crop-ratio)')
+    add_pixel_limit_flag(data)
 
     model = p.add_argument_group('model (original flags)')
     model.add_argument('--model', default='resnet50_v1b',
@@ -174,6 +176,7 @@ def parse_args(argv=None):
     if args.model.lower() not in hosts:
         raise UsageError('--model must be a ResNet v1b/v1c/v1d: %s' % ', '.join(hosts))
     args.mode = 'hybrid' if args.mode == 'symbolic' else args.mode
+    set_max_pixels(args.max_pixels)
     args.decay_epochs = decay_epochs(args)
     # The original wrote train_imagenet.log into the working directory; runs that do not
     # name a log keep it with their other files instead.
