@@ -11,6 +11,11 @@ a JPEG's headers up to its first scan are held to the checks by which MXNet's de
 chunks must match their checksums. A class folder's images are checked as they are
 read; a record file once per process, before ``ImageRecordIter`` reads it.
 
+Before any of that, the size an image's header states (JPEG frame, PNG ``IHDR``) is held to
+a pixel limit (:func:`set_max_pixels`, ``--max-pixels``) and a bound on the ratio of its
+sides, so a file of a few hundred bytes cannot make the decoder, or the resize after it,
+allocate gigabytes; other formats, whose size is not read here, are refused.
+
 Not found: bytes changed inside a JPEG's compressed picture data, which decoders conceal
 (the picture comes out partly wrong), and damage after a progressive JPEG's first scan.
 When such damage makes the decoder fail, a folder's image is still named, and a record
@@ -29,7 +34,7 @@ import mxnet as mx
 
 from ..errors import DataError
 
-__all__ = ['decode_image_file', 'check_record_file', 'DEFAULT_MAX_PIXELS', 'MAX_ASPECT',
+__all__ = ['decode_image_file', 'check_record_file', 'DEFAULT_MAX_PIXELS', 'MAX_SIDE_RATIO',
            'set_max_pixels', 'max_pixels', 'add_pixel_limit_flag', 'image_size']
 
 # Pixels an image may have by its header, unless raised (--max-pixels): a 641-byte JPEG
@@ -38,7 +43,7 @@ __all__ = ['decode_image_file', 'check_record_file', 'DEFAULT_MAX_PIXELS', 'MAX_
 DEFAULT_MAX_PIXELS = 50 * 1000 * 1000
 # Long side over short side: resizing the short side of a 1 x 10000 image to 256 makes
 # 256 x 2560000 pixels (2 GB), though the image itself is tiny. Panoramas stay far below.
-MAX_ASPECT = 100
+MAX_SIDE_RATIO = 100
 _LIMIT = {'pixels': DEFAULT_MAX_PIXELS}
 
 # OpenCV takes data for a JPEG only if it starts with these three bytes.
@@ -233,10 +238,10 @@ def _size_problem(kind, width, height):
     if width * height > _LIMIT['pixels']:
         return _Refused('%s of %d x %d pixels, over the limit of %d pixels (--max-pixels '
                         'raises it)' % (kind, width, height, _LIMIT['pixels']))
-    if max(width, height) > MAX_ASPECT * min(width, height):
+    if max(width, height) > MAX_SIDE_RATIO * min(width, height):
         return _Refused('%s of %d x %d pixels, one side over %d times the other (its resize '
                         'would take far more memory than the image)'
-                        % (kind, width, height, MAX_ASPECT))
+                        % (kind, width, height, MAX_SIDE_RATIO))
     return None
 
 
@@ -400,7 +405,8 @@ def decode_image_file(path, flag=1, where=None, wait=True):
     ------
     DataError
         ``damaged image <path> (<where>): <what>`` for an empty file, a damaged JPEG or PNG
-        (see the module's description) or data MXNet cannot decode.
+        (see the module's description) or data MXNet cannot decode; ``refused image ...``
+        for an image over the size bounds, or neither JPEG nor PNG.
     """
     with open(path, 'rb') as handle:
         data = handle.read()
