@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-NPROC := $(shell nproc 2>/dev/null || echo 2)
+# getconf, not nproc: nproc honours OMP_NUM_THREADS, which would cut the pytest workers.
+NPROC := $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 export OMP_NUM_THREADS ?= $(NPROC)
 export MXNET_SUBGRAPH_VERBOSE ?= 0
 

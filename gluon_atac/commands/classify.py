@@ -49,7 +49,7 @@ def load_classifier(path, params=None):
         session = onnx_session(path)
         name = session.get_inputs()[0].name
         return (lambda x: session.run(None, {name: x})[0],
-                card_from_metadata(read_metadata(path)))
+                card_from_metadata(read_metadata(path), path))
     if path.endswith(_SYMBOL_SUFFIX):
         params = params or path[:-len(_SYMBOL_SUFFIX)] + '-0000.params'
         if not os.path.isfile(params):

@@ -14,6 +14,7 @@ import tarfile
 import numpy as np
 
 from ..errors import DataError
+from .batch_pickle import BatchFormatError, read_batch
 
 __all__ = ['DataError', 'find_cifar_files', 'load_cifar', 'write_cifar_files']
 
@@ -95,42 +96,14 @@ def _read_binary(path, dataset):
     return images, {'coarse_labels': raw[:, 0], 'fine_labels': raw[:, 1]}
 
 
-class _BatchUnpickler(pickle.Unpickler):
-    """Unpickles what the official python batches hold (dicts, lists, bytes, str, numbers
-    and numpy arrays) and refuses any other class or function, so a hostile file cannot
-    run code."""
-
-    # numpy >= 2 names its internals numpy._core.
-    _ALLOWED = {(module, name) for core in ('numpy.core', 'numpy._core')
-                for module, name in ((core + '.multiarray', '_reconstruct'),
-                                     (core + '.multiarray', 'scalar'))} | {
-        ('numpy', 'ndarray'), ('numpy', 'dtype'),
-        # How Python 3 writes bytes at pickle protocol 2 (write_cifar_files's pickles).
-        ('_codecs', 'encode')}
-
-    def find_class(self, module, name):
-        if (module, name) not in self._ALLOWED:
-            raise DataError('refusing to unpickle %s.%s: CIFAR batches hold only lists, '
-                            'bytes and numpy arrays' % (module, name))
-        return super(_BatchUnpickler, self).find_class(module, name)
-
-
 def _read_pickle(path, dataset):
     try:
-        with open(path, 'rb') as handle:
-            batch = _BatchUnpickler(handle, encoding='bytes').load()
-        batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
-        images = np.asarray(batch['data'], dtype=np.uint8).reshape(-1, _PIXELS)
-        keys = ['labels'] if dataset == 'cifar10' else ['coarse_labels', 'fine_labels']
-        labels = {k: np.asarray(batch[k], dtype=np.int64).reshape(-1) for k in keys}
-    except DataError as err:
-        raise DataError('%s: %s' % (path, err)) from None
-    except Exception as err:  # any unpickling failure means the file is unusable
-        raise DataError('%s is truncated or malformed: %s: %s'
-                        % (path, type(err).__name__, err)) from None
-    if any(len(v) != len(images) for v in labels.values()):
-        raise DataError('%s is malformed: %d images but label lists of other lengths'
-                        % (path, len(images)))
+        images, labels = read_batch(path, dataset)
+    except BatchFormatError as err:
+        raise DataError('%s is not an official CIFAR python batch: %s'
+                        % (path, err)) from None
+    except (ValueError, EOFError) as err:  # pickletools' report of a damaged opcode
+        raise DataError('%s is truncated or malformed: %s' % (path, err)) from None
     return images, labels
 
 

@@ -3,7 +3,7 @@ import os
 
 import mxnet as mx
 
-from ..errors import ParamsMismatchError
+from ..errors import ParamsMismatchError, one_line
 
 __all__ = ['load_parameters', 'check_parameters', 'classifier_width']
 
@@ -27,7 +27,7 @@ def _read(path):
         return mx.nd.load(path)
     except mx.base.MXNetError as err:
         raise ParamsMismatchError('cannot read parameter file %s: %s'
-                                  % (path, str(err).strip().splitlines()[0])) from None
+                                  % (path, one_line(err))) from None
 
 
 def check_parameters(net, path):

@@ -16,14 +16,15 @@ from mxnet import gluon
 
 from ..data import DATASETS, eval_loader, get_dataset, train_loader
 from ..data.preprocessing import preprocessing_for
-from ..errors import UsageError, cli_main
+from ..errors import CheckpointError, UsageError, cli_main
 from ..model_zoo import get_model, load_parameters
 from ..nn import canonical_name
 from ..trained import fill_in, given_or_saved
 from ..utils.model_card import find_model_card, write_model_card
 from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
-from .engine.checkpoint import (atomic_write, is_checkpoint, load_checkpoint, pause_point,
+from .engine.checkpoint import (atomic_write, count, is_checkpoint, json_object,
+                                load_checkpoint, number, optional, pause_point,
                                 save_checkpoint)
 from .engine.determinism import make_deterministic
 from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
@@ -205,6 +206,12 @@ def _log_data(args, data, logger):
                     '20 coarse labels (--coarse-labels reproduces them)')
 
 
+# The run state a checkpoint must hold, checked before anything acts on it. best_file
+# is not among them: the run derives the name of its best file from its own pattern.
+_STATE_CHECKS = {'epoch': count(), 'lr_decay_count': count(), 'best_val_acc': number(-1, 1),
+                 'best_epoch': optional(count()), 'args': json_object}
+
+
 def _fresh_state(args):
     """Run state before the first epoch.
 
@@ -223,7 +230,7 @@ def _warn_mismatch(saved, args, path, keys, logger):
                        path, '; '.join(changed))
 
 
-def _restore(args, net, trainer, ctx, logger):
+def _restore(args, files, net, trainer, ctx, logger):
     """Load ``--resume-from`` (if given) into ``net`` and ``trainer``.
 
     A checkpoint restores weights, trainer states and the run state; a plain ``.params``
@@ -242,13 +249,27 @@ def _restore(args, net, trainer, ctx, logger):
             logger.warning('%s is a .params file: loaded the weights only; the trainer '
                            'state and schedule start afresh at epoch 1', path)
         return state
-    saved = load_checkpoint(path, net, trainer, ctx=ctx)
-    _warn_mismatch(saved.get('args', {}), args, path,
+    saved = load_checkpoint(path, net, trainer, ctx=ctx, checks=_STATE_CHECKS)
+    if saved['best_epoch'] is not None and saved['best_epoch'] > saved['epoch']:
+        raise CheckpointError('checkpoint %s is not usable: its best_epoch %d is after its '
+                              'epoch %d' % (path, saved['best_epoch'], saved['epoch']))
+    _warn_mismatch(saved['args'], args, path,
                    _RUN_KEYS if trainer is not None else _MODEL_KEYS, logger)
-    state.update({k: v for k, v in saved.items() if k != 'args'})
+    # Only the checked fields: whatever else the file says (a best_file naming another
+    # file, say) is never acted on.
+    state.update({k: saved[k] for k in _STATE_CHECKS if k != 'args'})
+    state['best_file'] = _best_file(files, state)
     logger.info('resumed %s after epoch %d (best test accuracy %.4f at epoch %s)', path,
                 state['epoch'], state['best_val_acc'], state['best_epoch'])
     return state
+
+
+def _best_file(files, state):
+    """The best file of ``state``'s best epoch, by the run's own naming (``None`` before
+    the first)."""
+    if state['best_epoch'] is None:
+        return None
+    return files.best_stem(state['best_val_acc'], state['best_epoch']) + '.params'
 
 
 def _save_best(files, net, accuracy, epoch, state, logger):
@@ -278,7 +299,7 @@ def _plot(files, records, plot_dir):
 def _fit(args, net, data, ctx, files, logger):
     trainer = gluon.Trainer(net.collect_params(), 'nag',
                             {'learning_rate': args.lr, 'wd': args.wd, 'momentum': args.momentum})
-    state = _restore(args, net, trainer, ctx, logger)
+    state = _restore(args, files, net, trainer, ctx, logger)
     # Every check has passed (a resumed file fits the network): only now is anything in
     # the folder written, so a refused run leaves the run it named as it was.
     open_log_file(logger)
@@ -377,7 +398,7 @@ def _run(args, files):
     net = _build_net(args, data.classes, ctx, logger)
     if not args.eval_only:
         return _fit(args, net, data, ctx, files, logger)
-    _restore(args, net, None, ctx, logger)
+    _restore(args, files, net, None, ctx, logger)
     val_acc = evaluate(net, eval_loader(data, args.batch_size * len(ctx), args.num_workers),
                        ctx)['top1_acc']
     logger.info('test accuracy of %s: %.4f (%d images)', args.resume_from, val_acc,

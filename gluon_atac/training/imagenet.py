@@ -27,7 +27,8 @@ from ..data.preprocessing import preprocessing_for
 from ..utils.model_card import write_model_card
 from ..utils.seeding import epoch_seed, seed_everything
 from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require_positive
-from .engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .engine.checkpoint import (atomic_write, count, json_object, load_checkpoint, number,
+                                save_checkpoint)
 from .engine.determinism import make_deterministic
 from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
 from .engine.distributed import (batch_plan, broadcast_weights, create_kvstore,
@@ -264,13 +265,17 @@ def _build_net(args, ctx, logger):
     return net
 
 
+# The run state a checkpoint must hold, checked before anything acts on it.
+_STATE_CHECKS = {'epoch': count(), 'best_err': number(0, 1), 'args': json_object}
+
+
 def _restore(args, net, trainer, ctx, logger):
     """Epochs already done and best error after ``--resume`` or the original's flags.
 
     ``trainer`` is ``None`` when the optimizer states live on the servers (dist_async).
     """
     if args.resume:
-        state = load_checkpoint(args.resume, net, trainer, ctx=ctx)
+        state = load_checkpoint(args.resume, net, trainer, ctx=ctx, checks=_STATE_CHECKS)
         logger.info('resumed %s after epoch %d (best top-1 err %.4f)', args.resume,
                     state['epoch'], state['best_err'])
         return state['epoch'], state['best_err']

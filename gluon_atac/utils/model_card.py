@@ -20,11 +20,15 @@ The same fields, flattened to strings, are an ONNX file's ``metadata_props``
 """
 import importlib.metadata
 import json
+import math
 import os
+
+from ..data.preprocessing import PREPROCESSED_DATASETS
+from ..model_zoo.config import MODELS
 
 __all__ = ['CARD_FORMAT', 'CARD_NAME', 'ModelCardError', 'card_path', 'make_card',
            'write_model_card', 'write_card', 'read_model_card', 'find_model_card',
-           'card_to_metadata', 'card_from_metadata']
+           'card_to_metadata', 'card_from_metadata', 'check_card', 'MAX_SIDE', 'MAX_CLASSES']
 
 CARD_FORMAT = 'gluon_atac.model_card/1'
 CARD_NAME = 'model.json'
@@ -35,6 +39,12 @@ _FIELDS = ('model', 'options', 'classes', 'dataset', 'preprocessing')
 _META_FIELDS = ('model', 'classes', 'dataset', 'gluon_atac_version')
 _READABLE = ('input_size', 'mean', 'std')
 _OTHER_KEYS = ('preprocessing', 'description')
+# Bounds of what a card may ask for: a side beyond MAX_SIDE pixels (resize_to 26000 costs
+# gigabytes per image) or more classes than any data set has is not a real model's.
+MAX_SIDE = 4096
+MAX_CLASSES = 100000
+# A card is a few hundred bytes; a larger file is not one.
+_MAX_CARD_BYTES = 1 << 20
 
 
 class ModelCardError(ValueError):
@@ -131,26 +141,140 @@ def write_model_card(save_dir, model_name, options, classes, dataset, preprocess
     return write_card(os.path.join(save_dir, CARD_NAME), card)
 
 
+def _count(low, high):
+    def check(value):
+        if type(value) is not int or not low <= value <= high:
+            return 'a whole number in %d..%d' % (low, high)
+        return None
+    return check
+
+
+def _kind(kinds, wanted):
+    def check(value):
+        return None if type(value) in kinds else wanted
+    return check
+
+
+def _choice(choices):
+    def check(value):
+        return None if value in choices and isinstance(value, str) else \
+            'one of %s' % ', '.join(choices)
+    return check
+
+
+def _triple(value):
+    if not (isinstance(value, list) and len(value) == 3 and
+            all(type(v) in (int, float) and math.isfinite(v) for v in value)):
+        return 'a list of 3 finite numbers'
+    return None
+
+
+def _positive_triple(value):
+    return _triple(value) or (None if all(v > 0 for v in value) else
+                              'a list of 3 positive numbers')
+
+
+def _ratio(value):
+    if type(value) not in (int, float) or not (math.isfinite(value) and 0 < value <= 1):
+        return 'a number in (0, 1]'
+    return None
+
+
+_TEXT = _kind((str,), 'a string')
+_TEXT_OR_NULL = _kind((str, type(None)), 'a string or null')
+_FLAG = _kind((bool,), 'true or false')
+# Options get_model takes from every card, by type; others must be JSON scalars.
+_OPTION_CHECKS = {'act_type': _TEXT, 'r': _count(1, 4096), 'use_relu': _FLAG,
+                  'use_global': _FLAG, 'act_layers': _count(0, 64),
+                  'attention': _TEXT_OR_NULL}
+_SCALAR = _kind((str, int, float, bool, type(None)), 'a string, number, boolean or null')
+_PREPROCESSING_CHECKS = {'input_size': _count(1, MAX_SIDE), 'resize': _choice(('short', 'exact')),
+                         'resize_to': _count(1, MAX_SIDE), 'crop': _count(1, MAX_SIDE),
+                         'pad': _count(0, MAX_SIDE), 'grayscale': _FLAG, 'mean': _triple,
+                         'std': _positive_triple}
+_OPTIONAL_PREPROCESSING = {'crop_ratio': _ratio}
+
+
+def _shown(value):
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + '...'
+
+
+def _check_fields(fields, checks, optional, what, where):
+    missing = [key for key in checks if key not in fields]
+    if missing:
+        raise ModelCardError('model card %s lacks %s%s' % (where, what, ', '.join(missing)))
+    unknown = sorted(set(fields) - set(checks) - set(optional))
+    if unknown:
+        raise ModelCardError('model card %s has unknown %s%s'
+                             % (where, what, ', '.join(k[:40] for k in unknown[:3])))
+    for key, value in fields.items():
+        reason = dict(optional, **checks)[key](value)
+        if reason:
+            raise ModelCardError('model card %s: %s%s is %s, not %s'
+                                 % (where, what, key, _shown(value), reason))
+
+
+def check_card(card, where):
+    """Refuse a card whose fields are of the wrong type or out of bounds.
+
+    Parameters
+    ----------
+    card : dict
+        Read from a file or from ONNX metadata.
+    where : str
+        The file the card came from, named in the error.
+
+    Returns
+    -------
+    dict
+        ``card``.
+
+    Raises
+    ------
+    ModelCardError
+        One line naming ``where`` and the first bad field: ``model`` must be a registered
+        name, ``options`` of their types (others JSON scalars), ``classes`` a whole
+        number in 1..MAX_CLASSES, ``dataset`` a known one, and the preprocessing's sizes
+        whole numbers up to MAX_SIDE, its mean and std three finite numbers.
+    """
+    checks = {'model': lambda v: None if isinstance(v, str) and v in MODELS else
+              'a registered model name',
+              'classes': _count(1, MAX_CLASSES), 'dataset': _choice(PREPROCESSED_DATASETS),
+              'gluon_atac_version': _TEXT_OR_NULL, 'format': _TEXT,
+              'options': _kind((dict,), 'an object'),
+              'preprocessing': _kind((dict,), 'an object')}
+    _check_fields(card, {k: checks[k] for k in _FIELDS}, checks, '', where)
+    options = card['options']
+    _check_fields(options, {}, dict((k, _SCALAR) for k in options), 'option ', where)
+    _check_fields({k: v for k, v in options.items() if k in _OPTION_CHECKS}, {},
+                  _OPTION_CHECKS, 'option ', where)
+    _check_fields(card['preprocessing'], _PREPROCESSING_CHECKS, _OPTIONAL_PREPROCESSING,
+                  'preprocessing ', where)
+    return card
+
+
 def read_model_card(path):
     """Read and check a card file.
 
     Raises
     ------
     ModelCardError
-        Not JSON, another format, or a missing field (the message names the file).
+        Not JSON, another format, a missing field or one of the wrong type or size (see
+        :func:`check_card`; the message names the file).
     """
+    if os.path.getsize(path) > _MAX_CARD_BYTES:
+        raise ModelCardError('model card %s is larger than %d bytes' % (path, _MAX_CARD_BYTES))
     try:
-        with open(path) as handle:
-            card = json.load(handle)
-    except ValueError as err:
-        raise ModelCardError('model card %s is not JSON: %s' % (path, err)) from None
+        with open(path, 'rb') as handle:
+            card = json.loads(handle.read())
+    except (ValueError, RecursionError) as err:
+        raise ModelCardError('model card %s is not JSON: %s'
+                             % (path, str(err) or 'it nests too deep')) from None
     if not isinstance(card, dict) or card.get('format') != CARD_FORMAT:
         raise ModelCardError('%s is not a gluon_atac model card (format %s expected)'
                              % (path, CARD_FORMAT))
-    missing = [field for field in _FIELDS if field not in card]
-    if missing:
-        raise ModelCardError('model card %s lacks %s' % (path, ', '.join(missing)))
-    return card
+    return check_card(card, path)
 
 
 def find_model_card(path):
@@ -173,19 +297,28 @@ def card_to_metadata(card):
     return {key: json.dumps(value) for key, value in flat.items()}
 
 
-def card_from_metadata(metadata):
+def card_from_metadata(metadata, where='the ONNX file'):
     """The card :func:`card_to_metadata` stored, or ``None`` if ``metadata`` has none.
 
-    Keys the card does not know besides ``description`` are taken as options.
+    Keys the card does not know besides ``description`` are taken as options. The card
+    is checked as a card file is (:func:`check_card`).
+
+    Parameters
+    ----------
+    metadata : dict
+        String keys and values.
+    where : str, default 'the ONNX file'
+        Named in errors.
     """
     if 'model' not in metadata or 'preprocessing' not in metadata:
         return None
     try:
         flat = {key: json.loads(value) for key, value in metadata.items()}
-    except ValueError:
-        raise ModelCardError('the ONNX metadata is not a gluon_atac model card') from None
+    except (ValueError, RecursionError):
+        raise ModelCardError('the metadata of %s is not a gluon_atac model card (not JSON)'
+                             % where) from None
     card = {'format': CARD_FORMAT, 'preprocessing': flat['preprocessing'],
             'options': {key: value for key, value in flat.items()
                         if key not in _META_FIELDS + _READABLE + _OTHER_KEYS}}
     card.update({key: flat.get(key) for key in _META_FIELDS})
-    return card
+    return check_card(card, where)

@@ -11,6 +11,7 @@ constants). :func:`check_conversion` judges ONNX Runtime's logits against MXNet'
 tolerance measured on the network itself (its float32 sensitivity).
 """
 import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -23,7 +24,7 @@ import numpy as np
 from .export import export, parameter_context
 
 __all__ = ['OnnxError', 'INSTALL_HINT', 'DEFAULT_OPSET', 'OPSETS', 'require_onnx',
-           'export_onnx', 'read_metadata', 'onnx_session', 'compare_runtimes',
+           'export_onnx', 'load_checked', 'read_metadata', 'onnx_session', 'compare_runtimes',
            'DEFAULT_FACTOR', 'float32_sensitivity', 'check_conversion']
 
 INSTALL_HINT = "pip install -c constraints.txt -e '.[onnx]'"
@@ -202,15 +203,89 @@ def export_onnx(net, path, input_shape, dynamic_batch=True, opset=DEFAULT_OPSET,
     return path
 
 
-def read_metadata(path):
-    """``metadata_props`` of an ONNX file as a dict of strings."""
+def _tensors(graph):
+    """Every tensor a graph holds: initializers and node attributes, subgraphs included."""
+    for tensor in graph.initializer:
+        yield tensor
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes):
+    """The tensors in the attributes of ``nodes`` and of their subgraphs."""
+    for node in nodes:
+        for attribute in node.attribute:
+            if attribute.HasField('t'):
+                yield attribute.t
+            for tensor in attribute.tensors:
+                yield tensor
+            if attribute.HasField('sparse_tensor'):
+                yield attribute.sparse_tensor.values
+                yield attribute.sparse_tensor.indices
+            subgraphs = list(attribute.graphs) + ([attribute.g] if attribute.HasField('g')
+                                                  else [])
+            for subgraph in subgraphs:
+                yield from _tensors(subgraph)
+
+
+def load_checked(path):
+    """Read an ONNX file and check it before anything runs it.
+
+    The file must parse as an ONNX ``ModelProto`` with a graph, and hold every tensor
+    itself: a tensor stored as external data names a file for ONNX Runtime to open (any
+    path, ``..`` and absolute ones included), so it is refused.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    (onnx.ModelProto, bytes)
+        The model and the file's bytes (checked once, so what runs is what was checked).
+
+    Raises
+    ------
+    OnnxError
+        One line naming ``path``: not protobuf, not an ONNX model, or external data.
+    """
     onnx, _ = require_onnx()
-    model = onnx.load(path, load_external_data=False)
+    from google.protobuf.message import DecodeError
+
+    with open(path, 'rb') as handle:
+        blob = handle.read()
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(blob)
+    except (DecodeError, ValueError, RecursionError):
+        raise OnnxError('%s is not an ONNX model: it does not parse as protobuf' % path) \
+            from None
+    if not model.HasField('graph') or not model.graph.node or not model.opset_import or \
+            model.ir_version <= 0:
+        raise OnnxError('%s is not an ONNX model: it holds no graph, opset or IR version'
+                        % path)
+    functions = (tensor for function in model.functions
+                 for tensor in _node_tensors(function.node))
+    for tensor in itertools.chain(_tensors(model.graph), functions):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
+            where = {entry.key: entry.value for entry in tensor.external_data}
+            raise OnnxError('%s refers to external data (tensor %s in %r), which is '
+                            'refused: a gluon_atac ONNX file holds its weights itself'
+                            % (path, tensor.name[:60], where.get('location', '')[:80]))
+    return model, blob
+
+
+def read_metadata(path):
+    """``metadata_props`` of an ONNX file as a dict of strings (checked by
+    :func:`load_checked` first)."""
+    model, _ = load_checked(path)
     return {prop.key: prop.value for prop in model.metadata_props}
 
 
 def onnx_session(path, threads=None):
-    """ONNX Runtime CPU session of ``path``.
+    """ONNX Runtime CPU session of ``path``, after :func:`load_checked` passed it.
 
     Parameters
     ----------
@@ -218,7 +293,13 @@ def onnx_session(path, threads=None):
     threads : int, optional
         Intra-op threads; default ``OMP_NUM_THREADS`` if set (as MXNet uses), else ONNX
         Runtime's own choice.
+
+    Raises
+    ------
+    OnnxError
+        The file failed the checks, or ONNX Runtime refuses the model (one line).
     """
+    _, blob = load_checked(path)
     _, ort = require_onnx()
     options = ort.SessionOptions()
     threads = threads or int(os.environ.get('OMP_NUM_THREADS', '0') or 0)
@@ -226,7 +307,13 @@ def onnx_session(path, threads=None):
         options.intra_op_num_threads = threads
     # Idle threads that spin steal the cores from MXNet when both run in one process.
     options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    try:
+        # The checked bytes, not the path: the file cannot change in between, and without
+        # a path ONNX Runtime has no folder to look for other files in.
+        return ort.InferenceSession(blob, options, providers=['CPUExecutionProvider'])
+    except Exception as err:  # ONNX Runtime's errors have no common base class
+        reason = ' '.join(str(err).split())
+        raise OnnxError('ONNX Runtime cannot load %s: %s' % (path, reason[:300])) from None
 
 
 def compare_runtimes(net, session, batch, rounds=3):

@@ -85,15 +85,16 @@ def test_hybridized_and_exported_equal_imperative(tmp_path, name, kwargs, size):
     ('cifar_resnet56_v2', dict(classes=10, input_size=32, dataset='cifar10', act_layers=4,
                                crop_ratio=None, mean=(0.4914, 0.4822, 0.4465),
                                std=(0.2023, 0.1994, 0.2010))),
+    # GluonCV's ImageNet statistics, given on the 0..255 scale.
     ('ResNet50_v1b', dict(classes=1000, input_size=224, dataset='imagenet', act_layers=2,
-                          crop_ratio=0.875, mean=(0.485, 0.456, 0.406),
-                          std=(0.229, 0.224, 0.225))),
+                          crop_ratio=0.875, mean=(123.68 / 255, 116.779 / 255, 103.939 / 255),
+                          std=(58.393 / 255, 57.12 / 255, 57.375 / 255))),
 ])
 def test_each_model_registers_its_defaults(name, expected):
     config = gluon_atac.get_model_config(name)
     got = {key: getattr(config, key) for key in expected}
     for key in ('mean', 'std'):
-        assert got.pop(key) == pytest.approx(expected.pop(key), abs=5e-4)
+        assert got.pop(key) == pytest.approx(expected.pop(key), rel=1e-12)
     assert got == expected
     net = get_model(name)
     assert net(mx.sym.var('data')).infer_shape(

@@ -216,7 +216,7 @@ def test_pickled_code_in_a_cifar_batch_is_refused(tmp_path, capsys):
     target = tmp_path / 'pwned'
     batch.write_bytes(pickle.dumps(_CreatesFile(str(target)), protocol=2))
     _fails(capsys, _flags(str(tmp_path / 'data'), tmp_path / 'run', '--num-epochs', '1'), 2,
-           '%s: refusing to unpickle io.open' % batch)
+           '%s is not an official CIFAR python batch: a reference to io.open' % batch)
     assert not target.exists()
 
 

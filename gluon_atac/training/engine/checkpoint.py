@@ -3,10 +3,14 @@
 A checkpoint is an uncompressed zip archive of three members that cannot execute code
 when read: ``params.nd`` (the network's parameters) and ``trainer.nd`` (the optimizer
 states, keyed by parameter name) as MXNet NDArray files, and ``state.json`` (run state,
-update counts, the layout of the optimizer states). Loading never unpickles.
+update counts, the layout of the optimizer states). Loading never unpickles, refuses
+compressed or oversized members before reading them, and checks every field of
+``state.json`` by type and range before anything acts on it (:func:`check_state` for the
+recipes' own fields).
 """
 import errno
 import json
+import math
 import os
 import tempfile
 import time
@@ -14,14 +18,25 @@ import zipfile
 
 import mxnet as mx
 
-from ...errors import CheckpointError, WriteError
+from ...errors import CheckpointError, WriteError, one_line
 from ...model_zoo import load_parameters
 
 __all__ = ['atomic_write', 'save_checkpoint', 'load_checkpoint', 'is_checkpoint',
-           'pause_point', 'PARTIAL_SUFFIX']
+           'pause_point', 'PARTIAL_SUFFIX', 'check_state', 'count', 'number', 'optional',
+           'json_object',
+           'MAX_EPOCHS']
 
 _FORMAT = 'gluon_atac.checkpoint/2'
 _MEMBERS = ('state.json', 'params.nd', 'trainer.nd')
+# state.json is a few kB (the optimizer layout of ResNet-152 about 100 kB); anything near
+# this bound is not one of ours, and is refused before it is read.
+_MAX_STATE_BYTES = 16 << 20
+# Upper bounds of the run's counters: far beyond any real run, small enough that no
+# arithmetic on them overflows or takes long.
+MAX_EPOCHS = 10 ** 6
+_MAX_UPDATES = 10 ** 15
+# An optimizer state is an array or a (nested) tuple of them: NAG's is one level deep.
+_MAX_LAYOUT_DEPTH = 4
 # Test-only: "<stage>:<epoch>:<marker file>" makes the run create the marker and wait at
 # that point, so a test can kill it there (mid-epoch, evaluating, writing a checkpoint).
 _PAUSE_ENV = 'GLUON_ATAC_TEST_PAUSE'
@@ -138,7 +153,7 @@ def _restore_trainer(net, trainer, meta, arrays):
     """Put the saved states into every updater; each moves them onto its weight's device
     at the next update, so any number of devices resumes any other."""
     index = {name: i for i, name in _trainer_names(net, trainer).items()}
-    unknown = sorted(set(meta['layout']) - set(index))
+    unknown = sorted((set(meta['layout']) | set(meta['update_counts'])) - set(index))
     if unknown:
         raise CheckpointError('the checkpoint has optimizer states of parameters this '
                               'network lacks: %s' % ', '.join(unknown[:3]))
@@ -184,12 +199,159 @@ def save_checkpoint(path, net, trainer, state):
     return atomic_write(path, write)
 
 
+def count(maximum=MAX_EPOCHS):
+    """A check of :func:`check_state`: a whole number in ``0..maximum`` (not a bool, not a
+    string, not a float)."""
+    def check(value):
+        if type(value) is not int or not 0 <= value <= maximum:
+            return 'a whole number in 0..%d' % maximum
+        return None
+    return check
+
+
+def number(low, high):
+    """A check of :func:`check_state`: a finite number in ``low..high``."""
+    def check(value):
+        if type(value) not in (int, float) or not math.isfinite(value) or \
+                not low <= value <= high:
+            return 'a finite number in %g..%g' % (low, high)
+        return None
+    return check
+
+
+def json_object(value):
+    """A check of :func:`check_state`: a JSON object (e.g. the saved arguments)."""
+    return None if isinstance(value, dict) else 'an object'
+
+
+def optional(check):
+    """A check of :func:`check_state` that also accepts ``None``."""
+    def either(value):
+        reason = None if value is None else check(value)
+        return reason and reason + ' or null'
+    return either
+
+
+def _shown(value):
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + '...'
+
+
+def check_state(state, checks, path):
+    """Refuse a run state whose fields are missing or of the wrong type or range.
+
+    Parameters
+    ----------
+    state : dict
+        As :func:`load_checkpoint` returns it.
+    checks : dict
+        Field name -> check (:func:`count`, :func:`number`, :func:`optional` or any
+        function returning ``None`` for a good value, else what was expected).
+    path : str
+        The checkpoint, named in the error.
+
+    Returns
+    -------
+    dict
+        ``state``.
+
+    Raises
+    ------
+    CheckpointError
+        One line naming the checkpoint and the first bad field (or all missing ones).
+    """
+    missing = [name for name in checks if name not in state]
+    if missing:
+        raise CheckpointError('checkpoint %s lacks the run state field(s) %s'
+                              % (path, ', '.join(missing)))
+    for name, check in checks.items():
+        reason = check(state[name])
+        if reason:
+            raise CheckpointError('checkpoint %s is not usable: its %s is %s, not %s'
+                                  % (path, name, _shown(state[name]), reason))
+    return state
+
+
+class _NotANumber(ValueError):
+    """NaN or Infinity in state.json, which JSON does not define and no field takes."""
+
+
+def _refuse_constant(name):
+    raise _NotANumber(name)
+
+
+def _check_members(path, archive):
+    """Refuse members other than ours, compressed or encrypted ones, and sizes the file
+    cannot hold, before any is read (a compressed member can inflate to gigabytes)."""
+    infos = archive.infolist()
+    names = sorted(info.filename for info in infos)
+    if names != sorted(_MEMBERS):
+        shown = ', '.join(names[:5]) + (' (+%d more)' % (len(names) - 5) if len(names) > 5
+                                        else '')
+        raise CheckpointError('%s is not a gluon_atac checkpoint (members %s)'
+                              % (path, shown))
+    total = 0
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            raise CheckpointError('checkpoint %s is not usable: member %s is %s (method %d); '
+                                  'gluon_atac checkpoints store members uncompressed'
+                                  % (path, info.filename, 'encrypted' if info.flag_bits & 0x1
+                                     else 'compressed', info.compress_type))
+        total += info.file_size
+        if info.file_size != info.compress_size or total > os.path.getsize(path):
+            raise CheckpointError('checkpoint %s is truncated or corrupt (member %s declares '
+                                  '%d bytes)' % (path, info.filename, info.file_size))
+    if archive.getinfo('state.json').file_size > _MAX_STATE_BYTES:
+        raise CheckpointError('checkpoint %s is not usable: its state.json is larger than '
+                              '%d bytes' % (path, _MAX_STATE_BYTES))
+
+
+def _layout_arrays(layout, depth=0):
+    """The array keys of one optimizer state layout; ``None`` if it is malformed."""
+    if layout is None:
+        return []
+    if isinstance(layout, str):
+        return [layout]
+    if isinstance(layout, list) and depth < _MAX_LAYOUT_DEPTH:
+        keys = []
+        for item in layout:
+            inner = _layout_arrays(item, depth + 1)
+            if inner is None:
+                return None
+            keys.extend(inner)
+        return keys
+    return None
+
+
+def _check_trainer(path, meta, arrays):
+    """Refuse a trainer section whose counts or layout the restore would trip over."""
+    def bad(what):
+        return CheckpointError('checkpoint %s is not usable: its trainer %s' % (path, what))
+    if meta is None:
+        return
+    if not isinstance(meta, dict) or any(k not in meta for k in
+                                         ('num_update', 'update_counts', 'layout')):
+        raise bad('section lacks num_update, update_counts or layout')
+    reason = count(_MAX_UPDATES)(meta['num_update'])
+    if reason:
+        raise bad('num_update is %s, not %s' % (_shown(meta['num_update']), reason))
+    counts = meta['update_counts']
+    if not isinstance(counts, dict) or any(count(_MAX_UPDATES)(c) for c in counts.values()):
+        raise bad('update_counts are not whole numbers in 0..%d' % _MAX_UPDATES)
+    if not isinstance(meta['layout'], dict) or not isinstance(arrays, dict):
+        raise bad('layout is malformed')
+    for name, layout in meta['layout'].items():
+        keys = _layout_arrays(layout)
+        if keys is None or any(key not in arrays for key in keys):
+            raise bad('layout of %s is malformed or names missing arrays' % name[:60])
+
+
 def is_checkpoint(path):
     """Whether ``path`` is a zip archive (a checkpoint rather than a ``.params`` file)."""
     return zipfile.is_zipfile(path)
 
 
-def load_checkpoint(path, net, trainer=None, ctx=None):
+def load_checkpoint(path, net, trainer=None, ctx=None, checks=None):
     """Restore a :func:`save_checkpoint` archive into ``net`` (and ``trainer``).
 
     Parameters
@@ -199,6 +361,9 @@ def load_checkpoint(path, net, trainer=None, ctx=None):
     trainer : mxnet.gluon.Trainer, optional
         Its states are restored onto its own devices, however many the saving run had.
     ctx : Context or list of Context, optional
+    checks : dict, optional
+        The run state fields the caller needs, checked by :func:`check_state` before
+        anything is loaded.
 
     Returns
     -------
@@ -208,8 +373,10 @@ def load_checkpoint(path, net, trainer=None, ctx=None):
     Raises
     ------
     CheckpointError
-        If the file is missing, truncated, of another format, or a pickle (which is never
-        loaded: it could run code).
+        If the file is missing, truncated, of another format, a pickle (which is never
+        loaded: it could run code), has compressed, encrypted or oversized members, or
+        its ``state.json`` is not JSON of the expected shape (the recipes check their own
+        run state fields with :func:`check_state`).
     """
     if not os.path.isfile(path):
         raise CheckpointError('checkpoint not found: %s' % path)
@@ -224,24 +391,36 @@ def load_checkpoint(path, net, trainer=None, ctx=None):
     with tempfile.TemporaryDirectory() as tmpdir:
         try:
             with zipfile.ZipFile(path) as archive:
-                if sorted(archive.namelist()) != sorted(_MEMBERS):
-                    raise CheckpointError('%s is not a gluon_atac checkpoint (members %s)'
-                                          % (path, ', '.join(archive.namelist())))
-                header = json.loads(archive.read('state.json').decode('utf-8'))
+                _check_members(path, archive)
+                header = json.loads(archive.read('state.json').decode('utf-8'),
+                                    parse_constant=_refuse_constant)
                 for name in ('params.nd', 'trainer.nd'):
                     archive.extract(name, tmpdir)
-            arrays = mx.nd.load(os.path.join(tmpdir, 'trainer.nd'))
+            # An empty file (no optimizer states yet) loads as a list.
+            arrays = mx.nd.load(os.path.join(tmpdir, 'trainer.nd')) or {}
+        except CheckpointError:
+            raise
+        except RecursionError:
+            raise CheckpointError('checkpoint %s is not usable: its state.json nests too '
+                                  'deep' % path) from None
+        except _NotANumber as err:
+            raise CheckpointError('checkpoint %s is not usable: its state.json holds %s, '
+                                  'which no field takes' % (path, err)) from None
         except (zipfile.BadZipFile, ValueError, KeyError, mx.base.MXNetError) as err:
             raise CheckpointError('checkpoint %s is truncated or corrupt (%s)'
-                                  % (path, str(err).strip().splitlines()[-1])) from None
+                                  % (path, one_line(err))) from None
         if not isinstance(header, dict) or header.get('format') != _FORMAT:
             raise CheckpointError('%s is not a gluon_atac checkpoint' % path)
+        if not isinstance(header.get('state'), dict):
+            raise CheckpointError('checkpoint %s is not usable: it holds no run state' % path)
+        check_state(header['state'], checks or {}, path)
+        _check_trainer(path, header.get('trainer'), arrays)
         try:
             load_parameters(net, os.path.join(tmpdir, 'params.nd'), ctx=ctx)
         except ValueError as err:
             # Name the checkpoint the user gave, not the temporary copy.
             raise type(err)(str(err).replace(os.path.join(tmpdir, 'params.nd'), path)) \
                 from None
-    if trainer is not None and header['trainer'] is not None:
+    if trainer is not None and header.get('trainer') is not None:
         _restore_trainer(net, trainer, header['trainer'], arrays)
     return header['state']

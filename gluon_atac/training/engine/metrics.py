@@ -2,7 +2,8 @@
 import json
 import os
 
-from .checkpoint import atomic_write
+from ...errors import CheckpointError
+from .checkpoint import atomic_write, count
 
 __all__ = ['MetricsLog', 'read_metrics', 'plot_history']
 
@@ -50,11 +51,30 @@ class MetricsLog(object):
 
 
 def read_metrics(path):
-    """Records of a ``metrics.jsonl`` file (an empty list if it does not exist)."""
+    """Records of a ``metrics.jsonl`` file (an empty list if it does not exist).
+
+    Raises
+    ------
+    CheckpointError
+        A line is not a JSON object with a whole-number ``epoch``; one line naming the
+        file and the line.
+    """
     if not os.path.exists(path):
         return []
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    records = []
+    with open(path, 'rb') as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                record = None
+            if not isinstance(record, dict) or count()(record.get('epoch')):
+                raise CheckpointError('%s line %d is damaged (not a JSON record with an '
+                                      'epoch number): repair or remove it' % (path, number))
+            records.append(record)
+    return records
 
 
 def plot_history(records, path, curves, title='', ylabel='error'):
