@@ -17,6 +17,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UsageError, cli_main
+from ..data.integrity import add_pixel_limit_flag, set_max_pixels
 from ..utils.argv import command_parser
 from ..data.preprocessing import prepare_image
 from ..trained import add_preprocessing_flags, resolve_preprocessing
@@ -102,7 +103,9 @@ def main(argv=None):
     parser.add_argument('--json', action='store_true', help='print JSON instead of text')
     parser.add_argument('--top', type=int, default=5, help='classes shown per image')
     add_preprocessing_flags(parser)
+    add_pixel_limit_flag(parser)
     args = parser.parse_args(argv)
+    set_max_pixels(args.max_pixels)
     if args.top < 1:
         raise UsageError('--top must be >= 1')
     classify, card = load_classifier(args.model_file, args.params)

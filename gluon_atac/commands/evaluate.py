@@ -16,6 +16,7 @@ import warnings
 from ..data import DATASETS, eval_loader, get_dataset
 from ..data.preprocessing import image_batches
 from ..errors import UsageError, cli_main
+from ..data.integrity import add_pixel_limit_flag, set_max_pixels
 from ..utils.argv import command_parser
 from ..trained import add_model_flags, resolve
 from ..training.engine.checkpoint import atomic_write
@@ -98,7 +99,9 @@ def main(argv=None):
     parser.add_argument('--gpus', default='', help="GPU ids like '0,1'; empty: the CPU")
     parser.add_argument('--json', default=None,
                         help='output file (default: the params path with .eval.json)')
+    add_pixel_limit_flag(parser)
     args = parser.parse_args(argv)
+    set_max_pixels(args.max_pixels)
     result = evaluate(args)
     print(format_table([result]))
     out = args.json or os.path.splitext(args.params)[0] + '.eval.json'

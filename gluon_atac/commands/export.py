@@ -22,6 +22,7 @@ import numpy as np
 
 from ..data.preprocessing import describe, image_batches
 from ..errors import UsageError, cli_main
+from ..data.integrity import add_pixel_limit_flag, set_max_pixels
 from ..utils.argv import command_parser
 from ..nn import gluon_graph
 from ..trained import add_model_flags, resolve
@@ -269,7 +270,9 @@ def main(argv=None):
                         help='batches used for calibration')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=2)
+    add_pixel_limit_flag(parser)
     args = parser.parse_args(argv)
+    set_max_pixels(args.max_pixels)
     args.dynamic_batch = args.dynamic_batch == 'yes'
     if args.format == 'onnx':
         if args.quantize:

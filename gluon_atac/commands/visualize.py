@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.preprocessing import prepare_image
 from ..errors import UsageError, cli_main
+from ..data.integrity import add_pixel_limit_flag, set_max_pixels
 from ..utils.argv import command_parser
 from ..nn import ChaATAC, gluon_graph
 from ..trained import add_model_flags, resolve
@@ -151,7 +152,9 @@ def main(argv=None):
     add_model_flags(parser)
     parser.add_argument('--image', required=True, help='image file (jpg, png)')
     parser.add_argument('--out', required=True, help='folder for the PNG')
+    add_pixel_limit_flag(parser)
     args = parser.parse_args(argv)
+    set_max_pixels(args.max_pixels)
     model = resolve(args)
     image, x = prepare_image(args.image, model.preprocessing)
     net = model.load(mx.cpu(), hybridize=False)

@@ -11,6 +11,11 @@ a JPEG's headers up to its first scan are held to the checks by which MXNet's de
 chunks must match their checksums. A class folder's images are checked as they are
 read; a record file once per process, before ``ImageRecordIter`` reads it.
 
+Before any of that, the size an image's header states (JPEG frame, PNG ``IHDR``) is held to
+a pixel limit (:func:`set_max_pixels`, ``--max-pixels``) and a bound on the ratio of its
+sides, so a file of a few hundred bytes cannot make the decoder, or the resize after it,
+allocate gigabytes; other formats, whose size is not read here, are refused.
+
 Not found: bytes changed inside a JPEG's compressed picture data, which decoders conceal
 (the picture comes out partly wrong), and damage after a progressive JPEG's first scan.
 When such damage makes the decoder fail, a folder's image is still named, and a record
@@ -29,7 +34,17 @@ import mxnet as mx
 
 from ..errors import DataError
 
-__all__ = ['decode_image_file', 'check_record_file']
+__all__ = ['decode_image_file', 'check_record_file', 'DEFAULT_MAX_PIXELS', 'MAX_SIDE_RATIO',
+           'set_max_pixels', 'max_pixels', 'add_pixel_limit_flag', 'image_size']
+
+# Pixels an image may have by its header, unless raised (--max-pixels): a 641-byte JPEG
+# whose frame says 26000 x 26000 would otherwise be decoded into 2 GB, and resized from
+# there at twice that. 50 megapixels is a 150 MB decode, far above any data set's photos.
+DEFAULT_MAX_PIXELS = 50 * 1000 * 1000
+# Long side over short side: resizing the short side of a 1 x 10000 image to 256 makes
+# 256 x 2560000 pixels (2 GB), though the image itself is tiny. Panoramas stay far below.
+MAX_SIDE_RATIO = 100
+_LIMIT = {'pixels': DEFAULT_MAX_PIXELS}
 
 # OpenCV takes data for a JPEG only if it starts with these three bytes.
 _JPEG_START, _JPEG_END, _JPEG_SCAN = b'\xff\xd8\xff', b'\xff\xd9', b'\xff\xda'
@@ -178,6 +193,99 @@ def _segments_problem(segments):
     return None
 
 
+def set_max_pixels(pixels):
+    """Set the pixel limit every reader holds image headers to; return the previous one.
+
+    Set before any loader starts: loader processes inherit it when they fork.
+
+    Parameters
+    ----------
+    pixels : int
+        Width times height allowed; at least 1.
+    """
+    if pixels < 1:
+        raise ValueError('--max-pixels must be >= 1, got %d' % pixels)
+    previous, _LIMIT['pixels'] = _LIMIT['pixels'], int(pixels)
+    return previous
+
+
+def max_pixels():
+    """The pixel limit in force (:func:`set_max_pixels`)."""
+    return _LIMIT['pixels']
+
+
+def add_pixel_limit_flag(parser):
+    """Add ``--max-pixels`` to a command's ``parser``; the command passes its value to
+    :func:`set_max_pixels`."""
+    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                        help='refuse images whose header says more pixels (width x height) '
+                             'than this, before decoding them (default %d)'
+                             % DEFAULT_MAX_PIXELS)
+
+
+class _Refused(str):
+    """A problem that is not damage: the image is intact but too large to decode."""
+
+    @staticmethod
+    def verb(problem):
+        """How a message names an image with ``problem``."""
+        return 'refused' if isinstance(problem, _Refused) else 'damaged'
+
+
+def _size_problem(kind, width, height):
+    """Why a ``kind`` (JPEG, PNG) image of ``width x height`` pixels, by its header, is
+    refused before decoding, or ``None``."""
+    if width * height > _LIMIT['pixels']:
+        return _Refused('%s of %d x %d pixels, over the limit of %d pixels (--max-pixels '
+                        'raises it)' % (kind, width, height, _LIMIT['pixels']))
+    if max(width, height) > MAX_SIDE_RATIO * min(width, height):
+        return _Refused('%s of %d x %d pixels, one side over %d times the other (its resize '
+                        'would take far more memory than the image)'
+                        % (kind, width, height, MAX_SIDE_RATIO))
+    return None
+
+
+def _png_size(data, start, end):
+    """``(width, height)`` of the PNG in ``data[start:end]`` from its IHDR chunk, which
+    must come first, or ``None``."""
+    pos = start + len(_PNG_START)
+    if end - pos < 16 or data[pos + 4:pos + 8] != b'IHDR':
+        return None
+    return struct.unpack_from('>II', data, pos + 8)
+
+
+def _jpeg_size(data, start, end):
+    """``(width, height)`` of the JPEG in ``data[start:end]`` from its first frame header,
+    or ``None``."""
+    pos = start + 2
+    while pos + 9 <= end:
+        pos = data.find(b'\xff', pos, end)
+        if pos < 0 or pos + 9 > end:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xff or marker in (0x00, 0x01) or 0xd0 <= marker <= 0xd7:
+            pos += 1 if marker == 0xff else 2
+            continue
+        if marker in _FRAMES or marker in _UNSUPPORTED_FRAMES:
+            return _u16(data, pos + 7), _u16(data, pos + 5)
+        if marker in (0xda, 0xd9):
+            return None
+        pos += 2 + _u16(data, pos + 2)
+    return None
+
+
+def image_size(path):
+    """``(width, height)`` of a JPEG or PNG file from its header, without decoding; ``None``
+    for other files or a header that does not say."""
+    with open(path, 'rb') as handle:
+        data = handle.read()
+    if data.startswith(_JPEG_START):
+        return _jpeg_size(data, 0, len(data))
+    if data.startswith(_PNG_START):
+        return _png_size(data, 0, len(data))
+    return None
+
+
 def _jpeg_header_problem(data, start, end):
     """Why MXNet's decoder refuses the JPEG in ``data[start:end]``, from its headers, or
     ``None``.
@@ -251,13 +359,24 @@ def _image_problem(data, start, end):
     """Why the JPEG or PNG image in ``data[start:end]`` is damaged, or ``None`` (also for
     other formats, which only decoding checks)."""
     if data[start:start + len(_JPEG_START)] == _JPEG_START:
+        size = _jpeg_size(data, start, end)
+        problem = size and _size_problem('JPEG', *size)
+        if problem:
+            return problem
         problem = _jpeg_header_problem(data, start, end)
         if problem:
             return 'JPEG with ' + problem
         if _jpeg_is_cut(data, start, end):
             return 'JPEG data stops before its end marker (truncated)'
     elif data[start:start + len(_PNG_START)] == _PNG_START:
-        return _png_problem(data, start, end)
+        size = _png_size(data, start, end)
+        if size is None:
+            return 'PNG without its IHDR header chunk first'
+        return _size_problem('PNG', *size) or _png_problem(data, start, end)
+    else:
+        # Other formats' sizes are not read here, so their decoding would be unbounded.
+        return _Refused('neither JPEG nor PNG, the formats whose size is checked before '
+                        'decoding')
     return None
 
 
@@ -286,14 +405,15 @@ def decode_image_file(path, flag=1, where=None, wait=True):
     ------
     DataError
         ``damaged image <path> (<where>): <what>`` for an empty file, a damaged JPEG or PNG
-        (see the module's description) or data MXNet cannot decode.
+        (see the module's description) or data MXNet cannot decode; ``refused image ...``
+        for an image over the size bounds, or neither JPEG nor PNG.
     """
     with open(path, 'rb') as handle:
         data = handle.read()
     name = path if where is None else '%s (%s)' % (path, where)
     problem = _image_problem(data, 0, len(data)) if data else 'the file is empty'
     if problem:
-        raise DataError('damaged image %s: %s' % (name, problem))
+        raise DataError('%s image %s: %s' % (_Refused.verb(problem), name, problem))
     try:
         # MXNet reads the file again, from the page cache: that costs less than handing it
         # the bytes (an NDArray copy).
@@ -374,7 +494,9 @@ def _request(data, records):
 
 
 @functools.lru_cache(maxsize=None)
-def _checked(rec, idx, stamps):
+def _checked(rec, idx, stamps, pixels):
+    # ``pixels``, the limit in force, is part of the cache key: a file checked under one
+    # limit is checked again under another.
     entries = _read_index(idx)
     if not stamps[0][1]:
         raise DataError('damaged record %d in %s: the file is empty' % (entries[0][1], rec))
@@ -392,7 +514,8 @@ def _checked(rec, idx, stamps):
             for start, end, key in records[block:block + _AHEAD]:
                 problem = _record_problem(data, start, end)
                 if problem:
-                    raise DataError('damaged record %d in %s: %s' % (key, rec, problem))
+                    raise DataError('%s record %d in %s: %s'
+                                    % (_Refused.verb(problem), key, rec, problem))
     return len(entries)
 
 
@@ -429,4 +552,4 @@ def check_record_file(rec, idx):
     for path in (rec, idx):
         stat = os.stat(path)
         stamps.append((os.path.abspath(path), stat.st_size, stat.st_mtime_ns))
-    return _checked(rec, idx, tuple(stamps))
+    return _checked(rec, idx, tuple(stamps), max_pixels())

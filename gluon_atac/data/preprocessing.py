@@ -106,16 +106,14 @@ def prepare_image(path, spec):
     ------
     FileNotFoundError
         ``path`` does not exist.
-    ValueError
-        ``path`` is not a readable image.
+    DataError
+        ``path`` is damaged, not a JPEG or PNG, or larger than the pixel limit (see
+        :func:`~gluon_atac.data.integrity.decode_image_file`).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError('image not found: %s' % path)
-    try:
-        image = mx.image.imread(path)
-    except mx.base.MXNetError:
-        raise ValueError('cannot read %s as an image' % path) from None
-    image = _resized(image, spec)
+    # The checks training and evaluate run: damage, and a size bound before decoding.
+    image = _resized(decode_image_file(path), spec)
     return image, normalize(image[None], spec['mean'], spec['std'])
 
 

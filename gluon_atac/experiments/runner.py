@@ -17,6 +17,7 @@ from ..errors import UsageError
 from ..data.imagenet import write_synthetic_imagenet
 from ..training.engine.checkpoint import atomic_write
 from ..training.engine.metrics import read_metrics
+from ..training.engine.run_files import RESULT_FILES
 from .tinydata import TINY_DATASETS, write_cifar_subset, write_tiny_cifar
 
 __all__ = ['run_grid', 'run_state', 'epochs_done', 'best_accuracy', 'device_groups',
@@ -163,6 +164,11 @@ def _save_manifest(run, **status):
 
 def _script_command(run, script_dir, devices, resume_from):
     argv = run.command(script_dir, devices, resume_from)
+    if not resume_from and any(os.path.lexists(os.path.join(run.dir, name))
+                               for name in RESULT_FILES):
+        # A run killed before its first checkpoint left files but no epoch to continue
+        # from (run_state 'new'); the trainers refuse a fresh start over them unless told.
+        argv.append('--overwrite')
     if not os.path.exists(argv[1]):
         # An installed package has no repository next to it: run the installed module.
         argv[1:2] = ['-m', os.path.splitext(run.preset.script)[0]]

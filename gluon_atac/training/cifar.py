@@ -29,7 +29,7 @@ from .engine.checkpoint import (atomic_write, count, is_checkpoint, json_object,
 from .engine.determinism import make_deterministic
 from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
 from .engine.evaluation import evaluate, model_costs
-from .engine.logs import setup_logging
+from .engine.logs import open_log_file, setup_logging
 from .engine.loop import NonFiniteStep, train_epoch
 from .engine.metrics import MetricsLog, plot_history
 from .engine.progress import progress
@@ -300,6 +300,13 @@ def _fit(args, net, data, ctx, files, logger):
     trainer = gluon.Trainer(net.collect_params(), 'nag',
                             {'learning_rate': args.lr, 'wd': args.wd, 'momentum': args.momentum})
     state = _restore(args, files, net, trainer, ctx, logger)
+    # Every check has passed (a resumed file fits the network): only now is anything in
+    # the folder written, so a refused run leaves the run it named as it was.
+    open_log_file(logger)
+    # The architecture travels with the weights: evaluate, export, visualize and
+    # classify read it, so nobody has to restate --useReLU and friends.
+    write_model_card(files.save_dir, args.zoo_name, model_spec(args, data.classes),
+                     data.classes, args.dataset, preprocessing_for(args.dataset))
     metrics = MetricsLog(files.metrics, resume_epoch=state['epoch'])
     batch_size = fitting_batch_size(args.batch_size, len(data.train[0]), len(ctx),
                                     logger) * len(ctx)
@@ -363,11 +370,21 @@ def run(args):
         return _run(args, files)
     # Taken before anything is written, so a second run leaves the first one's files be.
     with RunLock(files.save_dir):
+        if not _continues(args.resume_from):
+            files.refuse_fresh_start('--resume-from', args.overwrite)
         return _run(args, files)
 
 
+def _continues(path):
+    """Whether ``--resume-from path`` continues a run (a checkpoint, as :func:`_restore`
+    tells them apart) rather than starting one at epoch 1."""
+    return bool(path) and (path.endswith('.ckpt') or
+                           (os.path.isfile(path) and is_checkpoint(path)))
+
+
 def _run(args, files):
-    logger = setup_logging(args.log_file if args.eval_only else files.log)
+    logger = setup_logging(args.log_file if args.eval_only else files.log,
+                           defer=not args.eval_only)
     if args.deterministic:
         logger.info('deterministic: MXNet naive engine, one thread')
     ctx, notes = devices_with_notes(args.gpus)
@@ -380,10 +397,6 @@ def _run(args, files):
     _log_data(args, data, logger)
     net = _build_net(args, data.classes, ctx, logger)
     if not args.eval_only:
-        # The architecture travels with the weights: evaluate, export, visualize and
-        # classify read it, so nobody has to restate --useReLU and friends.
-        write_model_card(files.save_dir, args.zoo_name, model_spec(args, data.classes),
-                         data.classes, args.dataset, preprocessing_for(args.dataset))
         return _fit(args, net, data, ctx, files, logger)
     _restore(args, files, net, None, ctx, logger)
     val_acc = evaluate(net, eval_loader(data, args.batch_size * len(ctx), args.num_workers),

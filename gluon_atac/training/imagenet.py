@@ -18,6 +18,7 @@ import numpy as np
 from mxnet import gluon
 
 from ..data.imagenet import count_images, train_batches, val_batches
+from ..data.integrity import add_pixel_limit_flag, set_max_pixels
 from ..errors import UsageError, cli_main
 from ..model_zoo import get_model, get_model_list, load_parameters
 from ..nn import canonical_name
@@ -33,7 +34,7 @@ from .engine.devices import average_running_stats, devices_with_notes, fitting_b
 from .engine.distributed import (batch_plan, broadcast_weights, create_kvstore,
                                  exit_like_a_worker)
 from .engine.evaluation import evaluate
-from .engine.logs import setup_logging
+from .engine.logs import open_log_file, setup_logging
 from .engine.loop import NonFiniteStep, train_epoch
 from .engine.losses import (SMOOTHING, build_loss, build_teacher, mixup_lambda,
                             training_targets)
@@ -66,6 +67,7 @@ def _add_original(p):
     data.add_argument('--input-size', type=int, default=224)
     data.add_argument('--crop-ratio', type=float, default=0.875,
                       help='validation resize is ceil(input-size / crop-ratio)')
+    add_pixel_limit_flag(data)
 
     model = p.add_argument_group('model (original flags)')
     model.add_argument('--model', default='resnet50_v1b',
@@ -175,6 +177,7 @@ def parse_args(argv=None):
     if args.model.lower() not in hosts:
         raise UsageError('--model must be a ResNet v1b/v1c/v1d: %s' % ', '.join(hosts))
     args.mode = 'hybrid' if args.mode == 'symbolic' else args.mode
+    set_max_pixels(args.max_pixels)
     args.decay_epochs = decay_epochs(args)
     # The original wrote train_imagenet.log into the working directory; runs that do not
     # name a log keep it with their other files instead.
@@ -420,13 +423,17 @@ def run(args):
         return _train(args, ctx, notes, kv)
     # Taken before rank 0 writes anything, so a second run leaves the first one's files be.
     with RunLock(args.save_dir):
+        # The original's resume (--resume-params with --resume-epoch N) continues too.
+        if not (args.resume or args.resume_epoch):
+            RunFiles(args.save_dir, 'imagenet', None).refuse_fresh_start('--resume',
+                                                                         args.overwrite)
         return _train(args, ctx, notes, kv)
 
 
 def _train(args, ctx, notes, kv):
     rank0 = kv.rank == 0
     logger = setup_logging(args.logging_file if rank0 else None,
-                           name='gluon_atac.imagenet.rank%d' % kv.rank)
+                           name='gluon_atac.imagenet.rank%d' % kv.rank, defer=True)
     for note in notes:
         logger.warning('%s', note)
     if args.deterministic:
@@ -451,6 +458,9 @@ def _train(args, ctx, notes, kv):
     files = RunFiles(args.save_dir, 'imagenet', checkpoint_tag(args.model, args.act_type),
                      args.logging_file)
     if rank0:
+        # Every check has passed (devices, data, a resumed file that fits): only now is
+        # anything in the folder written, so a refused run leaves the one it named be.
+        open_log_file(logger)
         _write_card(args)
     state = {'best_err': best_err, 'best_epoch': None, 'schedule': schedule,
              'metrics': MetricsLog(files.metrics, resume_epoch=done) if rank0 else None}

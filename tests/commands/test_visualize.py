@@ -64,7 +64,8 @@ def test_bad_inputs_exit_with_one_line(tmp_path, image_file, capsys):
     for argv, message in [
             (['cifar_resnet8_v2', '--params', params, '--image', 'nope.png'],
              'image not found'),
-            (['cifar_resnet8_v2', '--params', params, '--image', params], 'cannot read'),
+            (['cifar_resnet8_v2', '--params', params, '--image', params],
+             'refused image %s: neither JPEG nor PNG' % params),
             (['cifar_resnet8_v2', '--params', params, '--image', image_file, '--act-type',
               'relu'], 'no ATAC unit')]:
         with pytest.raises(SystemExit) as exit_info:

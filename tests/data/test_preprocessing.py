@@ -5,6 +5,7 @@ import pytest
 
 from gluon_atac.data.imagenet import preprocess_image
 from gluon_atac.data.preprocessing import describe, prepare_image, preprocessing_for
+from gluon_atac.errors import DataError
 
 
 @pytest.fixture
@@ -46,5 +47,7 @@ def test_missing_and_unreadable_images_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='image not found'):
         prepare_image(str(tmp_path / 'absent.jpg'), spec)
     (tmp_path / 'text.jpg').write_text('not an image')
-    with pytest.raises(ValueError, match='cannot read'):
+    with pytest.raises(DataError) as err:
         prepare_image(str(tmp_path / 'text.jpg'), spec)
+    assert str(err.value) == ('refused image %s: neither JPEG nor PNG, the formats whose '
+                              'size is checked before decoding' % (tmp_path / 'text.jpg'))

@@ -180,3 +180,18 @@ def test_a_run_another_runner_is_training_is_left_alone(tmp_path):
     dead.wait()
     _save_manifest(run, status='running', pid=dead.pid)
     assert run_grid([run], dry_run=True, log=lines.append) == {run.name: 'planned'}
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_restarted_with_overwrite(tmp_path):
+    # Its model card and empty metrics stay behind; the trainers refuse a fresh start over
+    # them unless told, and the runner owns the folder.
+    run = expand('context', str(tmp_path), budget='smoke')[0]
+    lines = []
+    assert run_grid([run], dry_run=True, log=lines.append) == {run.name: 'planned'}
+    assert '--overwrite' not in lines[-1].split()
+    os.makedirs(run.dir)
+    with open(os.path.join(run.dir, 'model.json'), 'w') as handle:
+        handle.write('{}')
+    assert run_state(run) == 'new'
+    assert run_grid([run], dry_run=True, log=lines.append) == {run.name: 'planned'}
+    assert lines[-1].split()[-1] == '--overwrite'

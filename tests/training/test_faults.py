@@ -176,8 +176,10 @@ def test_second_live_run_in_the_folder_is_refused(data_dir, tmp_path):
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
-    # The dead run's lock is taken over.
-    assert train.main(_flags(data_dir, tmp_path / 'run', '--num-epochs', '1'))['epoch'] == 1
+    # The dead run's lock is taken over; it left its model card and (empty) metrics, which a
+    # fresh start replaces only when told to.
+    assert train.main(_flags(data_dir, tmp_path / 'run', '--num-epochs', '1',
+                             '--overwrite'))['epoch'] == 1
     assert not (tmp_path / 'run' / '.run.lock').exists()
 
 

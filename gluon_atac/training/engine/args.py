@@ -56,6 +56,10 @@ def add_shared_flags(parser, modes=('imperative', 'hybrid')):
     out = parser.add_argument_group('outputs (original flags)')
     out.add_argument('--save-dir', default='params')
     out.add_argument('--no-progress', action='store_true', help='no progress bars')
+    out.add_argument('--overwrite', action='store_true',
+                     help='start afresh in a --save-dir that holds another run\'s files '
+                          '(metrics.jsonl, checkpoint.ckpt, best.params, model.json), '
+                          'replacing them; refused without it')
     return {'optimization': optim, 'outputs': out}
 
 
