@@ -192,5 +192,6 @@ def test_a_rank_killed_mid_epoch_stops_the_job(tiny_imagenet, horovodrun, tmp_pa
         for pid in leftover:
             os.kill(pid, signal.SIGKILL)
     assert job.returncode != 0, ''.join(lines)
+    print('job exited %d, %.1f s after the kill' % (job.returncode, stopped))
     assert stopped < 60
     assert leftover == [], ''.join(lines)
