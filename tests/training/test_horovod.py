@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from gluon_atac.data.imagenet import device_slice
+from support import processes_with
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(REPO, 'train_imagenet.py')
@@ -144,18 +145,6 @@ def test_resume_on_one_process_continues_the_schedule(runs, tmp_path):
     assert records[2]['lr'] == pytest.approx(0.05 * 0.1)
 
 
-def _pids_with(marker):
-    found = []
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
-                if marker.encode() in handle.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
-
-
 def _rank_of(pid):
     try:
         with open('/proc/%d/environ' % pid, 'rb') as handle:
@@ -177,7 +166,7 @@ def test_a_rank_killed_mid_epoch_stops_the_job(tiny_imagenet, horovodrun, tmp_pa
             lines.append(line)
             if 'Epoch[2] Batch[1]' in line and line.startswith('[1]'):
                 break
-        victims = [p for p in _pids_with(str(save)) if _rank_of(p) == b'1'
+        victims = [p for p in processes_with(str(save)) if _rank_of(p) == b'1'
                    and 'python' in os.path.basename(os.readlink('/proc/%d/exe' % p))]
         assert len(victims) == 1, ''.join(lines)
         os.kill(victims[0], signal.SIGKILL)
@@ -188,7 +177,7 @@ def test_a_rank_killed_mid_epoch_stops_the_job(tiny_imagenet, horovodrun, tmp_pa
     finally:
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
-        leftover = _pids_with(str(save))
+        leftover = processes_with(str(save))
         for pid in leftover:
             os.kill(pid, signal.SIGKILL)
     assert job.returncode != 0, ''.join(lines)
