@@ -360,6 +360,13 @@ def _build_trainer(args, net, kv, plan):
                                 update_on_kvstore=on_servers)
     if is_distributed(kv.type) and not on_servers:
         broadcast_weights(trainer, kv)
+    elif not on_servers:
+        # MXNet's Trainer otherwise sets up its kvstore in the first step, after the first
+        # forward pass, and copies the first device's values of every parameter to the
+        # others then: BatchNorm running statistics too, dropping the other devices' first
+        # update of them (a Horovod rank keeps its own, as each device should).
+        trainer._init_kvstore()
+        trainer._init_params()
     return trainer, None if on_servers else trainer, optimizer_params['lr_scheduler']
 
 

@@ -54,9 +54,11 @@ def _records(save):
 
 
 def _close(a, b):
-    # Float32 rounding of another summation order, relative to the array's scale.
+    # Float32 rounding of other summation orders, grown over 6 steps, relative to the
+    # array's scale: two runs of the same one-process command differ by up to about 1e-4
+    # here (oneDNN), a run that dropped a device's first BatchNorm update by 1e-2 to 0.25.
     scale = max(float(np.abs(a).max()), float(np.abs(b).max()), 1e-30)
-    return np.abs(a - b).max() <= 1e-4 * scale
+    return np.abs(a - b).max() <= 1e-3 * scale
 
 
 @pytest.fixture(scope='module')
@@ -109,12 +111,8 @@ def test_two_processes_train_as_one_process_on_two_devices(runs):
             assert a[key] == b[key], key
     name = 'imagenet-ResNet18_v1b_ChaATAC-1.params'
     trained = [mx.nd.load(str(root / run / name)) for run in ('hvd', 'one')]
-    assert set(trained[0]) == set(trained[1])
-    # The trainable weights; the BatchNorm running statistics are left out (see the
-    # issue 20 report: they differ between the two runs by more than rounding).
-    weights = [k for k in trained[0] if 'running_' not in k]
-    assert len(weights) > 50
-    assert [k for k in weights
+    assert set(trained[0]) == set(trained[1]) and len(trained[0]) > 50
+    assert [k for k in trained[0]
             if not _close(trained[0][k].asnumpy(), trained[1][k].asnumpy())] == []
 
 
