@@ -98,3 +98,25 @@ def tiny_cifar(tmp_path_factory):
             write_cifar(written[shape], dataset, layout, n_train=n_train, n_test=n_test)
         return written[shape]
     return folder
+
+
+@pytest.fixture(scope='session')
+def horovodrun():
+    """The ``horovodrun`` of this interpreter's environment.
+
+    Skips with the one line ``make venv`` wrote where it could not build Horovod; fails
+    where no such line exists and Horovod still does not import, so a test never skips
+    silently on a machine where the build succeeded.
+    """
+    import sys
+
+    off = os.path.join(sys.prefix, 'horovod-unavailable')
+    if os.path.isfile(off):
+        with open(off) as handle:
+            pytest.skip(handle.read().strip())
+    try:
+        import horovod.mxnet  # noqa: F401 -- only whether it imports
+    except ImportError as err:
+        pytest.fail('horovod.mxnet does not import (%s), yet `make venv` recorded no failed '
+                    'build in %s: run make venv' % (err, off))
+    return os.path.join(os.path.dirname(sys.executable), 'horovodrun')

@@ -2,6 +2,7 @@
 
 ``pytest.ini`` puts this folder on ``sys.path``, so every test imports ``support``.
 """
+import os
 import struct
 
 import mxnet as mx
@@ -11,7 +12,7 @@ from gluon_atac.data import write_cifar_files
 from gluon_atac.experiments import expand, smoke_data_dir
 
 __all__ = ['write_cifar', 'python2_batch', 'smoke_runs', 'SMOKE_ONLY',
-           'input_noise_sensitivity']
+           'input_noise_sensitivity', 'processes_with']
 
 # Four runs: ReLU and ATAC ResNet-8, two seeds each, on tiny generated CIFAR-10.
 SMOKE_ONLY = ['relu-b1-*', 'atac-b1-*']
@@ -151,3 +152,16 @@ def input_noise_sensitivity(net, x, draws=3, relative=1e-7, seed=0):
         out = net(mx.nd.array(noisy.astype(np.float32))).asnumpy()
         moved = max(moved, float(np.abs(out - clean).max()))
     return moved
+
+
+def processes_with(marker):
+    """PIDs of the processes whose command line contains ``marker`` (a job's leftovers)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found

@@ -4,8 +4,10 @@ Both layouts give the same preprocessing. Training: random resized crop (area 0.
 aspect 3/4-4/3), mirror, brightness/contrast/saturation jitter 0.4, PCA lighting 0.1.
 Validation: resize the short side to ``ceil(input_size / crop_ratio)``, centre crop.
 Under a distributed kvstore every worker reads only its shard (``num_parts`` /
-``part_index``). A damaged image stops either reader with a one-line ``DataError``
-naming it (see :mod:`gluon_atac.data.integrity`).
+``part_index``); under Horovod, a process of a class-folder run reads only the slice of
+each batch that one device of a one-process run would get (``replica``). A damaged image
+stops either reader with a one-line ``DataError`` naming it (see
+:mod:`gluon_atac.data.integrity`).
 """
 import contextlib
 import math
@@ -23,8 +25,8 @@ from ..utils.seeding import seed_everything
 from .integrity import check_record_file, decode_image_file
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'JITTER', 'LIGHTING', 'val_resize', 'val_crop',
-           'count_images', 'ShardSampler', 'train_batches', 'val_batches', 'preprocess_image',
-           'class_images', 'pack_folder', 'write_synthetic_imagenet']
+           'count_images', 'ShardSampler', 'device_slice', 'train_batches', 'val_batches',
+           'preprocess_image', 'class_images', 'pack_folder', 'write_synthetic_imagenet']
 
 MEAN_RGB, STD_RGB = IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 JITTER = 0.4
@@ -227,6 +229,34 @@ def _naming(rec):
                         % (rec, one_line(err))) from None
 
 
+def device_slice(positions, replica):
+    """The positions of one batch that device ``index`` of ``count`` gets.
+
+    Cut as MXNet 1.9's ``split_and_load(..., even_split=False)`` (and so
+    :func:`gluon_atac.training.engine.devices.split_batch`) cuts a batch: the first
+    ``len % count`` slices one longer than the rest, and fewer devices than ``count`` for
+    a batch smaller than ``count``.
+
+    Parameters
+    ----------
+    positions : sequence
+    replica : (int, int)
+        ``(index, count)``.
+
+    Returns
+    -------
+    sequence
+        Possibly empty (a device a small batch does not reach).
+    """
+    index, count = replica
+    count = min(count, len(positions))
+    if index >= count:
+        return positions[:0]
+    each, longer = divmod(len(positions), count)
+    start = index * each + min(index, longer)
+    return positions[start:start + each + (index < longer)]
+
+
 def _processes(num_workers):
     # More loader processes than cores only add memory (-j 48 is meant for decoding threads).
     return min(max(0, num_workers), os.cpu_count() or 1)
@@ -240,7 +270,7 @@ def _unpinned(data):
 
 
 def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=1,
-                  part_index=0, seed=0, idx=None, seen=None):
+                  part_index=0, seed=0, idx=None, seen=None, replica=(0, 1)):
     """Exactly ``steps`` augmented training batches of this worker's shard.
 
     Parameters
@@ -267,6 +297,12 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
     seen : list, optional
         Receives the data-set positions of the images this epoch reads (folders only: a
         record iterator does not tell), e.g. to check that shards are disjoint.
+    replica : (int, int), default (0, 1)
+        ``(index, count)``: from each batch of ``batch_size`` keep only
+        :func:`device_slice` ``index`` of ``count`` (folders only; record files are
+        sharded with ``num_parts`` instead). A Horovod process ``r`` of ``N`` so reads
+        exactly the images, augmented alike, that device ``r`` of a one-process run on
+        ``N`` devices gets.
 
     Yields
     ------
@@ -290,9 +326,10 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
     _check_folder(path)
     dataset = _Images(path)
     order = list(ShardSampler(len(dataset), steps * batch_size, num_parts, part_index))
+    batches = [device_slice(order[i:i + batch_size], replica)
+               for i in range(0, len(order), batch_size)]
     if seen is not None:
-        seen.extend(order)
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        seen.extend(i for batch in batches for i in batch)
     loader = gluon.data.DataLoader(
         _SeededAugmentation(dataset, _train_transform(input_size), seed),
         batch_sampler=batches, num_workers=_processes(num_workers))
@@ -300,7 +337,8 @@ def train_batches(path, steps, batch_size, input_size, num_workers=4, num_parts=
         yield data, label.astype('float32')
 
 
-def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, idx=None):
+def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, idx=None,
+                replica=(0, 1)):
     """Every validation image once, resized and centre-cropped.
 
     Parameters
@@ -312,6 +350,10 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
         Images are resized to ``ceil(input_size / crop_ratio)`` before the crop.
     num_workers : int, default 4
     idx : str, optional
+    replica : (int, int), default (0, 1)
+        ``(index, count)``: yield only :func:`device_slice` ``index`` of ``count`` of each
+        batch (a slice a small last batch leaves empty is skipped), so that ``count``
+        processes together score every image once.
 
     Yields
     ------
@@ -326,13 +368,16 @@ def val_batches(path, batch_size, input_size, crop_ratio=0.875, num_workers=4, i
                               train=False, crop_ratio=crop_ratio)
             for batch in it:
                 # round_batch fills the last batch from the start; those rows are not new.
-                keep = batch_size - batch.pad
-                yield _unpinned(batch.data[0][:keep]), batch.label[0][:keep]
+                part = device_slice(range(batch_size - batch.pad), replica)
+                if len(part):
+                    yield (_unpinned(batch.data[0][part.start:part.stop]),
+                           batch.label[0][part.start:part.stop])
         return
     _check_folder(path)
     images = _Images(path)
-    batches = [range(i, min(i + batch_size, len(images)))
+    batches = [device_slice(range(i, min(i + batch_size, len(images))), replica)
                for i in range(0, len(images), batch_size)]
+    batches = [b for b in batches if len(b)]
     loader = gluon.data.DataLoader(
         images.transform_first(_val_transform(input_size, crop_ratio)),
         batch_sampler=batches, num_workers=_processes(num_workers))

@@ -7,7 +7,8 @@ weight decay on BN and biases, zero-initialized last BN gamma, float16 with
 multi-precision, and distillation from a teacher. Additions: resumable single-file
 checkpoints, per-epoch ``metrics.jsonl``, and data sharding under distributed kvstores,
 where the learning rate and batch accounting use the global batch and only rank 0
-writes files.
+writes files; under Horovod (``--kv-store horovod``) a run on N processes of one device
+each trains as a one-process run on N devices does.
 """
 import json
 import os
@@ -30,10 +31,11 @@ from .engine.args import TrainingParser, add_shared_flags, decay_epochs, require
 from .engine.checkpoint import (atomic_write, count, json_object, load_checkpoint, number,
                                 save_checkpoint)
 from .engine.determinism import make_deterministic
-from .engine.devices import average_running_stats, devices_with_notes, fitting_batch_size
+from .engine.devices import (average_running_stats, device_of_process, devices_with_notes,
+                             fitting_batch_size)
 from .engine.distributed import (batch_plan, broadcast_weights, create_kvstore,
-                                 exit_like_a_worker)
-from .engine.evaluation import evaluate
+                                 exit_like_a_worker, is_distributed)
+from .engine.evaluation import evaluate, scores
 from .engine.logs import open_log_file, setup_logging
 from .engine.loop import NonFiniteStep, train_epoch
 from .engine.losses import (SMOOTHING, build_loss, build_teacher, mixup_lambda,
@@ -45,7 +47,7 @@ from .engine.schedule import build_lr_scheduler
 
 __all__ = ['build_parser', 'parse_args', 'checkpoint_tag', 'run', 'main', 'KV_STORES']
 
-KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
+KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async', 'horovod')
 _V1B_FAMILY = re.compile(r'^resnet\d+_v1[bcd]$')
 _REC = os.path.join('~', '.mxnet', 'datasets', 'imagenet', 'rec')
 # The original spells ATAC this way in its file names.
@@ -134,7 +136,8 @@ def _add_ours(p):
                       help='.params of --teacher (nothing is downloaded)')
     ours.add_argument('--kv-store', '--kvstore', dest='kv_store', default='device',
                       choices=KV_STORES,
-                      help='dist_* kvstores need the DMLC environment (gluon_atac.launch)')
+                      help='dist_* kvstores need the DMLC environment (gluon_atac.launch); '
+                           'horovod runs one device per process under horovodrun')
     ours.add_argument('--resume', default=None, metavar='CKPT',
                       help='continue from <save-dir>/checkpoint.ckpt (net, trainer states, '
                            'epoch, schedule, best score)')
@@ -243,11 +246,12 @@ def _build_net(args, ctx, logger):
     seed_everything(args.seed)
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
     shape = (1, 3, args.input_size, args.input_size)
-    if 'dist' in args.kv_store:
-        # One imperative pass finishes deferred initialization, so the trainer can hand
-        # every weight to the kvstore before the first step (see broadcast_weights).
-        for device in ctx:
-            net(mx.nd.zeros(shape, ctx=device))
+    # One imperative pass finishes deferred initialization now, on any kvstore: the
+    # trainer can then hand every weight to a distributed kvstore before the first step
+    # (see broadcast_weights), and the initial weights do not depend on the kvstore (a
+    # Horovod job starts from the weights a one-process run starts from).
+    for device in ctx:
+        net(mx.nd.zeros(shape, ctx=device))
     logger.info('model %s act=%s r=%d act_layers=%d: %s params', args.model, args.act_type,
                 args.r, args.act_layers, '{:,}'.format(count_params(net, shape)['total']))
     if args.summary:
@@ -301,7 +305,7 @@ def _data_plan(args, kv, ctx, logger):
     count_images(val, val_idx)
     per_device = fitting_batch_size(args.batch_size, images, len(ctx), logger,
                                     workers=kv.num_workers)
-    plan = batch_plan(images, per_device, len(ctx), kv)
+    plan = batch_plan(images, per_device, len(ctx), kv, folders=not args.use_rec)
     plan.update(train=train, train_idx=train_idx, val=val, val_idx=val_idx,
                 seed=args.seed * 1000)
     return plan
@@ -333,8 +337,9 @@ def _write_worker_report(args, kv, net, seen):
     os.makedirs(args.worker_report, exist_ok=True)
     stem = os.path.join(args.worker_report, 'rank%d' % kv.rank)
     atomic_write(stem + '.params', net.save_parameters)
+    # In reading order: under Horovod, batch by batch the slice of one device.
     report = {'rank': kv.rank, 'num_workers': kv.num_workers, 'kv_store': kv.type,
-              'images_read': sorted(set(seen)) if seen else None}
+              'images_read': list(seen) if seen else None}
     atomic_write(stem + '.json', lambda p: open(p, 'w').write(json.dumps(report)))
 
 
@@ -344,7 +349,8 @@ def _build_trainer(args, net, kv, plan):
 
     The kvstore only sums gradients and the trainer updates (``update_on_kvstore=False``),
     so the optimizer states stay here and can be saved, under dist_sync too. MXNet runs
-    dist_async updates on the servers only, and their states cannot be saved.
+    dist_async updates on the servers only, and their states cannot be saved. Under
+    Horovod, ``hvd.DistributedTrainer`` sums the gradients by allreduce and updates here.
     """
     on_servers = args.kv_store == 'dist_async'
     optimizer_params = {'wd': args.wd, 'momentum': args.momentum,
@@ -354,11 +360,21 @@ def _build_trainer(args, net, kv, plan):
         optimizer_params['multi_precision'] = True
     # As GluonCV: a kvstore name for one machine, so the Trainer keeps none for a single
     # device; the distributed kvstore object is shared with the batch plan and broadcast.
-    trainer = gluon.Trainer(net.collect_params(), 'nag', optimizer_params,
-                            kvstore=kv if 'dist' in kv.type else kv.type,
-                            update_on_kvstore=on_servers)
-    if 'dist' in kv.type and not on_servers:
+    if kv.type == 'horovod':
+        trainer = kv.hvd.DistributedTrainer(net.collect_params(), 'nag', optimizer_params)
+    else:
+        trainer = gluon.Trainer(net.collect_params(), 'nag', optimizer_params,
+                                kvstore=kv if 'dist' in kv.type else kv.type,
+                                update_on_kvstore=on_servers)
+    if is_distributed(kv.type) and not on_servers:
         broadcast_weights(trainer, kv)
+    elif not on_servers:
+        # MXNet's Trainer otherwise sets up its kvstore in the first step, after the first
+        # forward pass, and copies the first device's values of every parameter to the
+        # others then: BatchNorm running statistics too, dropping the other devices' first
+        # update of them (a Horovod rank keeps its own, as each device should).
+        trainer._init_kvstore()
+        trainer._init_params()
     return trainer, None if on_servers else trainer, optimizer_params['lr_scheduler']
 
 
@@ -368,28 +384,85 @@ def _step_logger(args, epoch, trainer, plan, logger):
         if args.log_interval and (i + 1) % args.log_interval == 0:
             done = ((epoch - 1) * plan['steps'] + i + 1) * plan['updates'] // plan['steps']
             logger.info('Epoch[%d] Batch[%d] speed %.1f samples/s loss %.4f lr %.6f', epoch,
-                        i + 1, stats.samples_per_sec(plan['parts']), stats.loss,
+                        i + 1, stats.samples_per_sec(plan['workers']), stats.loss,
                         trainer.optimizer.lr_scheduler(done))
     return log
 
 
-def _validate_and_save(args, epoch, net, savable, files, plan, state, stats, ctx, logger):
-    """Rank 0's end of an epoch: validation, metrics, best and periodic files, checkpoint."""
-    val = evaluate(net, val_batches(plan['val'], plan['batch'], args.input_size,
-                                    args.crop_ratio, args.num_workers, plan['val_idx']),
+def _scorer(args, net, ctx, kv):
+    """``scored()``: the network to evaluate, ``net`` itself but under Horovod.
+
+    There it is a second network given ``net``'s current values each time: inference
+    lets MXNet's oneDNN convolutions keep their weights in a blocked layout, after which
+    the ranks' updates of the same gradients stopped agreeing bit for bit (in about half
+    of two-epoch runs on this project's machine, never without the evaluation).
+    """
+    if kv.type != 'horovod':
+        return lambda: net
+    twin = get_model(args.model, **architecture(args))
+    twin.initialize(ctx=ctx)
+    twin(mx.nd.zeros((1, 3, args.input_size, args.input_size), ctx=ctx[0]))
+    twin.cast(args.dtype)
+    if args.mode == 'hybrid':
+        twin.hybridize(static_alloc=True, static_shape=True)
+    pairs = [(param, net._collect_params_with_prefix()[name])
+             for name, param in twin._collect_params_with_prefix().items()]
+
+    def scored():
+        for param, source in pairs:
+            param.set_data(source.data(ctx[0]))
+        return twin
+    return scored
+
+
+def _validate(args, scored, plan, ctx, kv):
+    """Validation scores; under Horovod every worker scores its slice and they add up, so
+    every worker has the scores of the whole set."""
+    val = evaluate(scored(), val_batches(plan['val'], plan['val_batch'], args.input_size,
+                                    args.crop_ratio, args.num_workers, plan['val_idx'],
+                                    replica=plan['val_replica']),
                    ctx, dtype=args.dtype)
+    if kv.type != 'horovod':
+        return val
+    return scores(*kv.sum([val['top1_hits'], val['topk_hits'], val['images']], 'val'))
+
+
+def _end_epoch(args, net, scored, plan, stats, ctx, kv):
+    """Validation scores of every worker's epoch, after the workers' BatchNorm running
+    statistics (and, under Horovod, the training sums) are made the job's; ``scored``
+    from :func:`_scorer`."""
+    # The score logged and every file written then hold the same statistics.
+    average_running_stats(net)
+    if kv.type == 'horovod':
+        # As on the devices of one process: each process ran its own BN statistics.
+        kv.average_({name: param.data() for name, param in
+                     net.collect_params('.*running_mean|.*running_var').items()}, 'bn.')
+        stats.combine(lambda values: kv.sum(values, 'epoch'))
+        return _validate(args, scored, plan, ctx, kv)
+    return _validate(args, scored, plan, ctx, kv) if kv.rank == 0 else None
+
+
+def _log_epoch(args, epoch, plan, state, stats, val, logger):
+    """The epoch's ``metrics.jsonl`` record, logged."""
+    # Under dist_* the training sums are rank 0's alone; Horovod's workers added theirs.
+    unseen = 1 if plan['job_sums'] else plan['workers']
     record = {'epoch': epoch, 'train_loss': stats.loss, 'train_top1_err': 1 - stats.accuracy,
               'val_top1_err': val['top1_err'], 'val_top5_err': val['top5_err'],
               'lr': state['schedule'](epoch * plan['updates']), 'seconds': stats.seconds,
-              'samples_per_sec': stats.samples * plan['parts'] / stats.seconds}
-    state['metrics'].append(record)
+              'samples_per_sec': stats.samples * unseen / stats.seconds}
     logger.info('[Epoch %d] train loss %.4f top-1 err %.4f | val top-1 err %.4f top-5 '
                 'err %.4f | %.1f s, %.1f samples/s, lr %.6f', epoch, stats.loss,
                 record['train_top1_err'], val['top1_err'], val['top5_err'], stats.seconds,
                 record['samples_per_sec'], record['lr'])
+    return record
+
+
+def _save(args, epoch, net, savable, files, state, record):
+    """Rank 0's end of an epoch: metrics, best and periodic files, checkpoint."""
+    state['metrics'].append(record)
     # The original's file names carry the 0-based epoch index.
-    if val['top1_err'] < state['best_err']:
-        state['best_err'], state['best_epoch'] = val['top1_err'], epoch
+    if record['val_top1_err'] < state['best_err']:
+        state['best_err'], state['best_epoch'] = record['val_top1_err'], epoch
         RunFiles.save_pair(files.best_stem(state['best_err'], epoch - 1), net, savable)
     if args.save_frequency and epoch % args.save_frequency == 0:
         RunFiles.save_pair(files.snapshot_stem(epoch - 1), net, savable)
@@ -419,6 +492,8 @@ def run(args):
     # Refuse unusable devices before anything is created or written.
     ctx, notes = _devices(args)
     kv = create_kvstore(args.kv_store)
+    if kv.type == 'horovod':
+        ctx = device_of_process(ctx, kv.local_rank)
     if kv.rank:
         return _train(args, ctx, notes, kv)
     # Taken before rank 0 writes anything, so a second run leaves the first one's files be.
@@ -440,8 +515,8 @@ def _train(args, ctx, notes, kv):
         logger.info('deterministic: MXNet naive engine, one thread')
     if kv.num_workers > 1:
         # Ties the launcher's [worker i] prefix (launch order) to the kvstore's rank.
-        logger.info('kvstore %s: this worker is rank %d of %d', kv.type, kv.rank,
-                    kv.num_workers)
+        logger.info('kvstore %s: this worker is rank %d of %d on %s', kv.type, kv.rank,
+                    kv.num_workers, ctx[0])
     plan = _data_plan(args, kv, ctx, logger)
     logger.info('%d training images, %d workers x %d devices x %d per device = global batch '
                 '%d, %d steps per epoch', plan['images'], kv.num_workers, len(ctx),
@@ -466,6 +541,7 @@ def _train(args, ctx, notes, kv):
              'metrics': MetricsLog(files.metrics, resume_epoch=done) if rank0 else None}
     loss_fn = build_loss(not (args.label_smoothing or args.mixup), teacher is not None,
                          args.temperature, args.hard_weight)
+    scored = _scorer(args, net, ctx, kv)
     seen = []
     for epoch in range(done + 1, args.num_epochs + 1):
         seed_everything(args.seed, epoch - 1)
@@ -474,10 +550,10 @@ def _train(args, ctx, notes, kv):
         bar = progress(plan['steps'] * plan['batch'], 'epoch %d' % epoch,
                        enabled=rank0 and not args.no_progress)
         seen = []
-        batches = train_batches(plan['train'], plan['steps'], plan['batch'], args.input_size,
-                                args.num_workers, plan['parts'], plan['part'],
-                                seed=plan['seed'] + epoch - 1, idx=plan['train_idx'],
-                                seen=seen)
+        batches = train_batches(plan['train'], plan['steps'], plan['read_batch'],
+                                args.input_size, args.num_workers, plan['parts'],
+                                plan['part'], seed=plan['seed'] + epoch - 1,
+                                idx=plan['train_idx'], seen=seen, replica=plan['replica'])
         try:
             stats = train_epoch(net, trainer, batches, ctx, loss_fn, plan['step_batch'], bar,
                                 prepare=_batch_preparation(args, epoch, teacher, rng),
@@ -485,11 +561,11 @@ def _train(args, ctx, notes, kv):
         except NonFiniteStep as err:
             raise err.in_run(epoch, *_last_good(args, files, epoch, done)) from None
         bar.close()
-        # The score logged and every file written then hold the same statistics.
-        average_running_stats(net)
-        if rank0:
-            _validate_and_save(args, epoch, net, savable, files, plan, state, stats, ctx,
-                               logger)
+        val = _end_epoch(args, net, scored, plan, stats, ctx, kv)
+        if val is not None:
+            record = _log_epoch(args, epoch, plan, state, stats, val, logger)
+            if rank0:
+                _save(args, epoch, net, savable, files, state, record)
     if rank0:
         RunFiles.save_pair(files.snapshot_stem(args.num_epochs - 1), net, savable)
     if args.worker_report:

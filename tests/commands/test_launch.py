@@ -17,6 +17,7 @@ import pytest
 
 from gluon_atac.data.imagenet import write_synthetic_imagenet
 from gluon_atac.commands.launch import Job, free_port, main, plan_processes, read_hosts, ssh_argv
+from support import processes_with
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -29,18 +30,6 @@ def _launch(args, cwd, timeout=240):
     return subprocess.run([sys.executable, '-m', 'gluon_atac.launch'] + args, cwd=cwd,
                           env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           timeout=timeout, universal_newlines=True)
-
-
-def _processes_with(marker):
-    found = []
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
-                if marker.encode() in handle.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 def test_plan_sets_the_dmlc_environment_on_loopback():
@@ -161,7 +150,7 @@ def test_a_failing_worker_stops_the_job_and_leaves_no_process(tmp_path):
         result = _launch(['-n', '2', '-s', '1', '--', sys.executable, '-c',
                           _FAILING % {'marker': marker}], cwd=str(tmp_path), timeout=120)
     finally:
-        leftover = _processes_with(marker)
+        leftover = processes_with(marker)
         for pid in leftover:
             os.kill(pid, 9)
     assert result.returncode == 3, result.stdout
@@ -222,7 +211,7 @@ def test_a_process_killed_mid_epoch_stops_the_job_and_leaves_no_process(role):
         waiter.join(timeout=60)
     finally:
         job.stop()
-        leftover = _processes_with(marker)
+        leftover = processes_with(marker)
         for left in leftover:
             os.kill(left, signal.SIGKILL)
     assert ended.get('code') == 137, out.getvalue()

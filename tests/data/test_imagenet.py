@@ -6,8 +6,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_atac.data.imagenet import (ShardSampler, _record_iter, count_images, pack_folder,
-                                      train_batches, val_batches, val_resize)
+from gluon_atac.data.imagenet import (ShardSampler, _record_iter, count_images, device_slice,
+                                      pack_folder, train_batches, val_batches, val_resize)
+from gluon_atac.utils.seeding import seed_everything
 
 
 def test_val_resize_is_ceil_of_size_over_crop_ratio():
@@ -50,6 +51,50 @@ def test_shard_sampler_parts_are_disjoint_and_cover_the_set():
     assert len(list(ShardSampler(10, 12, 2, 1))) == 12
     with pytest.raises(ValueError):
         ShardSampler(10, 5, 2, 2)
+
+
+@pytest.mark.parametrize('size,count', [(8, 2), (7, 3), (2, 4)])
+def test_device_slice_cuts_as_split_and_load(size, count):
+    batch = mx.nd.arange(size)
+    devices = [mx.cpu(i) for i in range(count)]
+    cut = mx.gluon.utils.split_and_load(batch, devices[:min(count, size)], even_split=False)
+    expected = [c.asnumpy().astype(int).tolist() for c in cut]
+    expected += [[]] * (count - len(expected))
+    assert [list(device_slice(list(range(size)), (i, count))) for i in range(count)] == \
+        expected
+
+
+def test_replicas_read_the_slices_of_one_process_batches(tiny_imagenet):
+    # Horovod rank r reads device r's images of each global batch, augmented alike.
+    folder = os.path.join(tiny_imagenet, 'train')
+
+    def read(replica):
+        seed_everything(0, 1)
+        seen = []
+        batches = list(train_batches(folder, 2, 6, 32, num_workers=0, seed=5, seen=seen,
+                                     replica=replica))
+        return seen, batches
+    whole_seen, whole = read((0, 1))
+    parts = [read((rank, 2)) for rank in (0, 1)]
+    for step, (data, label) in enumerate(whole):
+        for rank, (seen, batches) in enumerate(parts):
+            assert seen[3 * step:3 * step + 3] == whole_seen[6 * step + 3 * rank:][:3]
+            assert np.array_equal(batches[step][0].asnumpy(),
+                                  data[3 * rank:3 * rank + 3].asnumpy())
+            assert np.array_equal(batches[step][1].asnumpy(),
+                                  label[3 * rank:3 * rank + 3].asnumpy())
+
+
+@pytest.mark.parametrize('layout', ['val', 'val.rec'])
+def test_validation_slices_cover_the_set_once(tiny_imagenet, layout):
+    path = os.path.join(tiny_imagenet, layout)
+    whole = np.concatenate([l.asnumpy() for _, l in val_batches(path, 3, 32, num_workers=0)])
+    parts = [[l.asnumpy() for _, l in val_batches(path, 3, 32, num_workers=0,
+                                                   replica=(rank, 2))] for rank in (0, 1)]
+    # Batches of 3, 3 and 2 images: slices 2+1, 2+1, 1+1.
+    assert [len(p) for p in parts[0]] == [2, 2, 1] and [len(p) for p in parts[1]] == [1, 1, 1]
+    interleaved = np.concatenate([np.concatenate([a, b]) for a, b in zip(*parts)])
+    assert np.array_equal(interleaved, whole)
 
 
 def test_folder_shards_read_only_their_images(tiny_imagenet):

@@ -7,8 +7,8 @@ from mxnet import gluon
 
 from ...errors import UsageError
 
-__all__ = ['parse_devices', 'devices_with_notes', 'split_batch', 'average_running_stats',
-           'fitting_batch_size']
+__all__ = ['parse_devices', 'devices_with_notes', 'device_of_process', 'split_batch',
+           'average_running_stats', 'fitting_batch_size']
 
 
 def parse_devices(spec, num_gpus=None):
@@ -69,6 +69,35 @@ def devices_with_notes(spec, num_gpus=None):
         warnings.simplefilter('always')
         ctx = parse_devices(spec, num_gpus)
     return ctx, [str(w.message) for w in caught]
+
+
+def device_of_process(ctx, local_rank):
+    """The one device of a process that has one device (a Horovod rank).
+
+    Parameters
+    ----------
+    ctx : list of Context
+        From :func:`parse_devices`: the machine's GPUs the run may use, or CPU contexts.
+    local_rank : int
+        The process's rank on its machine.
+
+    Returns
+    -------
+    list of Context
+        ``[ctx[local_rank]]`` on GPUs; ``[mx.cpu(0)]`` on the CPU, which the processes
+        of a machine share.
+
+    Raises
+    ------
+    UsageError
+        If there are fewer GPUs than processes on the machine.
+    """
+    if ctx[0].device_type == 'cpu':
+        return [mx.cpu(0)]
+    if local_rank >= len(ctx):
+        raise UsageError('process %d of this machine has no GPU: --gpus/--num-gpus name %d; '
+                         'start at most that many processes per host' % (local_rank, len(ctx)))
+    return [ctx[local_rank]]
 
 
 def split_batch(data, label, ctx):

@@ -8,7 +8,7 @@ from ...utils.counting import count_flops, count_params
 from .devices import split_batch
 from .progress import progress
 
-__all__ = ['evaluate', 'model_costs']
+__all__ = ['evaluate', 'scores', 'model_costs']
 
 
 def evaluate(net, batches, ctx, k=5, dtype='float32', progress_label=None):
@@ -32,7 +32,7 @@ def evaluate(net, batches, ctx, k=5, dtype='float32', progress_label=None):
     Returns
     -------
     dict
-        ``top1_acc``, ``top1_err``, ``top5_err`` (top-``k``) and ``images``.
+        :func:`scores`.
 
     Raises
     ------
@@ -54,8 +54,23 @@ def evaluate(net, batches, ctx, k=5, dtype='float32', progress_label=None):
     bar.close()
     if not images:
         raise DataError('the evaluation data holds no images')
+    return scores(top1, topk, images)
+
+
+def scores(top1, topk, images):
+    """The scores of ``images`` of which ``top1`` (``topk``) had the label first (in
+    the first k).
+
+    Returns
+    -------
+    dict
+        ``top1_acc``, ``top1_err``, ``top5_err`` (top-k), ``images``, and the counts
+        ``top1_hits`` and ``topk_hits`` (to add up the scores of data split over workers).
+    """
+    top1, topk, images = int(top1), int(topk), int(images)
     return {'top1_acc': top1 / images, 'top1_err': 1 - top1 / images,
-            'top5_err': 1 - topk / images, 'images': int(images)}
+            'top5_err': 1 - topk / images, 'images': images, 'top1_hits': top1,
+            'topk_hits': topk}
 
 
 def model_costs(name, input_shape=(1, 3, 32, 32), **kwargs):

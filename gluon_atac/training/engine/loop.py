@@ -108,6 +108,18 @@ class EpochStats(object):
         self._final = self._totals()
         self.seconds = time.time() - self.started
 
+    def combine(self, sum_across):
+        """Make the epoch's sums and sample count those of all workers.
+
+        Parameters
+        ----------
+        sum_across : callable
+            ``sum_across(values)``: the NumPy array of ``values`` added up over the
+            workers (every worker calls it together).
+        """
+        totals = sum_across(np.append(self._totals(), self.samples))
+        self._final, self.samples = totals[:2], int(round(totals[2]))
+
     def _totals(self):
         if self._final is not None:
             return self._final
