@@ -9,14 +9,19 @@ SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, 'benchmar
                       'deploy_throughput.py')
 
 
-def test_tiny_run_reports_both_runtimes_and_json(tmp_path, capsys):
+def run_tiny(tmp_path, *flags):
+    """The JSON report of a tiny ResNet-8 run with ``flags`` added."""
     pytest.importorskip('onnxruntime')
     bench = runpy.run_path(SCRIPT, run_name='deploy_throughput')
     out = tmp_path / 'deploy.json'
     bench['main'](['--model', 'cifar_resnet8_v2', '--batch-size', '2', '--input-size', '8',
                    '--classes', '10', '--warmup', '1', '--windows', '2', '--iters', '1',
-                   '--json', str(out)])
-    report = json.loads(out.read_text())
+                   '--json', str(out)] + list(flags))
+    return json.loads(out.read_text())
+
+
+def test_tiny_run_reports_both_runtimes_and_json(tmp_path, capsys):
+    report = run_tiny(tmp_path)
     assert set(report['throughput']) == {'relu', 'chaatac'}
     for row in report['throughput'].values():
         assert row['mxnet_images_per_s'] > 0 and row['onnxruntime_images_per_s'] > 0
@@ -27,14 +32,8 @@ def test_tiny_run_reports_both_runtimes_and_json(tmp_path, capsys):
 
 
 def test_mkldnn_and_int8_runtimes_are_timed_against_each_relu_deployment(tmp_path, capsys):
-    pytest.importorskip('onnxruntime')
-    bench = runpy.run_path(SCRIPT, run_name='deploy_throughput')
-    out = tmp_path / 'deploy.json'
-    bench['main'](['--model', 'cifar_resnet8_v2', '--batch-size', '2', '--input-size', '8',
-                   '--classes', '10', '--warmup', '1', '--windows', '2', '--iters', '1',
-                   '--mkldnn', '--int8', '--json', str(out)])
+    rows = run_tiny(tmp_path, '--mkldnn', '--int8')['throughput']
     runtimes = ['mxnet', 'mxnet-mkldnn', 'onnxruntime', 'mxnet-int8', 'onnxruntime-int8']
-    rows = json.loads(out.read_text())['throughput']
     for row in rows.values():
         assert list(row['windows']) == runtimes
         assert all(len(w) == 2 and min(w) > 0 for w in row['windows'].values())
