@@ -23,8 +23,9 @@ setup(
         "tqdm",
         "mlxtend",
     ],
-    # onnx 1.15: newer releases drop onnx.mapping, which mxnet.onnx imports.
-    extras_require={"test": ["pytest", "pytest-xdist"], "onnx": ["onnx==1.15.0", "onnxruntime==1.19.2"]},
+    # onnx 1.15: newer releases drop onnx.mapping, which mxnet.onnx imports; onnxruntime
+    # 1.18.1: the quantization of later ones needs onnx >= 1.16 (TensorProto.INT4).
+    extras_require={"test": ["pytest", "pytest-xdist"], "onnx": ["onnx==1.15.0", "onnxruntime==1.18.1"]},
     py_modules=["train_cifar", "train_imagenet"],
     entry_points={"console_scripts": [
         'gluon-atac-train-cifar = gluon_atac.training.cifar:main',
