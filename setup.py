@@ -23,14 +23,15 @@ setup(
         "tqdm",
         "mlxtend",
     ],
-    # onnx 1.15: newer releases drop onnx.mapping, which mxnet.onnx imports.
+    # onnx 1.15: newer releases drop onnx.mapping, which mxnet.onnx imports; onnxruntime
+    # 1.18.1: the quantization of later ones needs onnx >= 1.16 (TensorProto.INT4).
     # horovod (for --kv-store horovod) builds from source against the installed MXNet, so
     # it needs a C++ compiler, `pip install 'cmake<4' wheel` first (Gloo's CMake files
     # predate CMake 4), pip's --no-build-isolation (the build imports mxnet) and
     # HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1
     # HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1; `make venv` does all that.
     extras_require={"test": ["pytest", "pytest-xdist"],
-                    "onnx": ["onnx==1.15.0", "onnxruntime==1.19.2"],
+                    "onnx": ["onnx==1.15.0", "onnxruntime==1.18.1"],
                     "horovod": ["horovod==0.28.1"]},
     py_modules=["train_cifar", "train_imagenet"],
     entry_points={"console_scripts": [

@@ -8,6 +8,13 @@ windows run interleaved (MXNet relu, ONNX relu, MXNet atac, ONNX atac, ...), so 
 cache drift hit all of them alike; the median window gives images/s. The ratio is ONNX
 Runtime over MXNet per act type, with the interquartile range of the per-window ratios.
 
+``--mkldnn`` adds MXNet with its oneDNN subgraph backend (``optimize_for(backend=
+'MKLDNN')``: convolutions fused with BN and ReLU, ATAC on the Gluon graph, which the
+backend can see into), the best MXNet deployment of ReLU. ``--int8`` adds both runtimes'
+INT8 models, each made as ``gluon_atac.export --quantize int8`` makes it (MXNet's
+``quantize_net_v2``; ONNX Runtime's static QDQ), calibrated on the benchmark's own random
+batch: the timing does not depend on what the ranges are.
+
 Examples
 --------
 ::
@@ -15,7 +22,7 @@ Examples
     OMP_NUM_THREADS=2 python benchmarks/deploy_throughput.py --model cifar_resnet20_v2 \\
         --batch-size 128
     OMP_NUM_THREADS=2 python benchmarks/deploy_throughput.py --model resnet50_v1b \\
-        --act-layers 2 --batch-size 16 --iters 3
+        --act-layers 2 --batch-size 16 --iters 3 --mkldnn --int8
 """
 import argparse
 import json
@@ -33,7 +40,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.join(_HERE, os.pardir)]
 from throughput import add_network_flags, build, quartiles  # noqa: E402  (paths set up above)
 from gluon_atac import get_model_config  # noqa: E402
+from gluon_atac.commands.export import quantize_int8  # noqa: E402
+from gluon_atac.nn import gluon_graph  # noqa: E402
 from gluon_atac.utils.onnx_export import export_onnx, onnx_session  # noqa: E402
+from gluon_atac.utils.onnx_quantize import quantize_static_int8  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,21 +53,43 @@ def parse_args(argv=None):
     p.add_argument('--warmup', type=int, default=3, help='untimed iterations per runtime')
     p.add_argument('--windows', type=int, default=7, help='timed windows per runtime')
     p.add_argument('--iters', type=int, default=5, help='iterations per timed window')
+    p.add_argument('--mkldnn', action='store_true',
+                   help="add MXNet with optimize_for(backend='MKLDNN')")
+    p.add_argument('--int8', action='store_true',
+                   help='add INT8 models of both runtimes')
     p.add_argument('--json', default=None, help='write the results to this file')
     return p.parse_args(argv)
 
 
+def runtimes(args):
+    """Names of the runtimes measured, in the order their windows run."""
+    names = ['mxnet'] + (['mxnet-mkldnn'] if args.mkldnn else []) + ['onnxruntime']
+    return names + (['mxnet-int8', 'onnxruntime-int8'] if args.int8 else [])
+
+
 def runners(args, act, tmp):
-    """``{'mxnet': run, 'onnxruntime': run}`` for one act type; each run is one batch."""
+    """``{runtime: run}`` for one act type (:func:`runtimes`); each run is one batch."""
     net = build(args, act, mx.cpu())
     shape = (args.batch_size, 3, args.input_size, args.input_size)
     x = np.random.RandomState(0).uniform(-1, 1, shape).astype(np.float32)
     data = mx.nd.array(x)
     path = export_onnx(net, os.path.join(tmp, act + '.onnx'), (1,) + shape[1:])
-    session = onnx_session(path)
-    name = session.get_inputs()[0].name
-    return {'mxnet': lambda: net(data).wait_to_read(),
-            'onnxruntime': lambda: session.run(None, {name: x})}
+    sessions = {'onnxruntime': onnx_session(path)}
+    nets = {'mxnet': net}
+    if args.mkldnn:
+        nets['mxnet-mkldnn'] = build(args, act, mx.cpu())
+        with gluon_graph(nets['mxnet-mkldnn']):
+            nets['mxnet-mkldnn'].optimize_for(data, backend='MKLDNN', static_alloc=True,
+                                              static_shape=True)
+    if args.int8:
+        # a net of its own: quantizing traces its graph on the Gluon path
+        nets['mxnet-int8'] = quantize_int8(build(args, act, mx.cpu()), [(data, None)])
+        sessions['onnxruntime-int8'] = onnx_session(quantize_static_int8(
+            path, os.path.join(tmp, act + '-int8.onnx'), [x]))
+    name = sessions['onnxruntime'].get_inputs()[0].name
+    out = {key: (lambda n=n: n(data).wait_to_read()) for key, n in nets.items()}
+    out.update({key: (lambda s=s: s.run(None, {name: x})) for key, s in sessions.items()})
+    return out
 
 
 def timed(run, iters):
@@ -72,7 +104,7 @@ def measure(args):
     """Images/s per act type and runtime, interleaved windows, median of each."""
     with tempfile.TemporaryDirectory() as tmp:
         runs = {act: runners(args, act, tmp) for act in args.act_types}
-    order = [(act, runtime) for act in args.act_types for runtime in ('mxnet', 'onnxruntime')]
+    order = [(act, runtime) for act in args.act_types for runtime in runtimes(args)]
     for act, runtime in order:
         timed(runs[act][runtime], args.warmup)
     windows = {key: [] for key in order}
@@ -88,7 +120,19 @@ def measure(args):
                         'onnx_over_mxnet': statistics.median(onnx) / statistics.median(mxnet),
                         'paired_ratio_quartiles': quartiles(
                             [o / m for o, m in zip(onnx, mxnet)]),
-                        'windows': {'mxnet': mxnet, 'onnxruntime': onnx}}
+                        'windows': {r: windows[act, r] for r in runtimes(args)}}
+        for runtime in runtimes(args)[1:]:
+            if runtime != 'onnxruntime':
+                results[act][runtime.replace('-', '_') + '_images_per_s'] = statistics.median(
+                    windows[act, runtime])
+    if 'relu' in args.act_types:
+        # every runtime of every act type against each ReLU deployment, window by window
+        for act in args.act_types:
+            results[act]['vs_relu'] = {
+                '%s/%s' % (r, base): quartiles([a / b for a, b in zip(
+                    windows[act, r], windows['relu', base])])
+                for r in runtimes(args) for base in runtimes(args)
+                if r.endswith('int8') == base.endswith('int8')}
     return results
 
 
@@ -128,6 +172,17 @@ def main(argv=None):
               '(paired windows %.2f-%.2f)' % (act, row['mxnet_images_per_s'],
                                                row['onnxruntime_images_per_s'],
                                                row['onnx_over_mxnet'], q1, q3))
+        for runtime in runtimes(args)[1:]:
+            if runtime != 'onnxruntime':
+                print('  %-10s %-16s %8.1f img/s' % (
+                    act, runtime, row[runtime.replace('-', '_') + '_images_per_s']))
+    if 'relu' in report['throughput']:
+        print('  paired ratios against ReLU (ATAC runtime / ReLU runtime: median, IQR):')
+        for act, row in report['throughput'].items():
+            if act == 'relu':
+                continue
+            for key, (q1, q2, q3) in row['vs_relu'].items():
+                print('  %-10s %-34s %.3f (%.3f-%.3f)' % (act, key, q2, q1, q3))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=2)

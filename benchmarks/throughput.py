@@ -13,8 +13,20 @@ Examples
     python benchmarks/throughput.py --model cifar_resnet20_v2 --batch-size 128
     python benchmarks/throughput.py --model resnet50_v1b --mode infer --batch-size 16
     python benchmarks/throughput.py --act-types relu,chaatac,chaatac-gluon --json out.json
+    python benchmarks/throughput.py --act-types relu,relu-mkldnn,chaatac,chaatac-gluon \
+        --builds native,avx2 --mode infer
 
 ``chaatac-gluon`` is ATAC with the native operators switched off (the plain Gluon graph).
+A ``-mkldnn`` suffix runs the network through MXNet's oneDNN subgraph backend
+(``optimize_for(backend='MKLDNN')``, which fuses convolutions with BN and ReLU), the best
+MXNet deployment of ReLU; it is an inference graph, so those act types are left out of
+``train``. Ratios are against ``relu`` and, where measured, ``relu-mkldnn``.
+
+``--builds native,avx2`` measures each build of the native ATAC gate in a child process
+(a process loads one build): ``native`` as the machine builds it, ``avx2`` without AVX-512
+(``GLUON_ATAC_CXXFLAGS=-mno-avx512f``, what every CPU without AVX-512 gets), one after the
+other in the same run; each child times all act types interleaved, so its ratios compare
+its build with the same run's ReLU and Gluon graph.
 """
 import argparse
 import json
@@ -22,17 +34,22 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import mxnet as mx
 from mxnet import autograd, gluon
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-from gluon_atac import get_model, get_model_config  # noqa: E402  (path set up above)
+from gluon_atac import get_model, get_model_config, ops  # noqa: E402  (path set up above)
 from gluon_atac.utils.argv import without_options  # noqa: E402
 from gluon_atac.nn import set_fused  # noqa: E402
 
 GLUON_SUFFIX = '-gluon'
+MKLDNN_SUFFIX = '-mkldnn'
+BASELINES = ('relu', 'relu' + MKLDNN_SUFFIX)
+# Compiler flags of each build --builds can measure (appended to the defaults, build.py).
+BUILDS = {'native': '', 'avx2': '-mno-avx512f'}
 
 
 def add_network_flags(p):
@@ -64,6 +81,9 @@ def parse_args(argv=None):
     p.add_argument('--profile', default=None,
                    help='write mx.profiler aggregate statistics of every act type and mode '
                         'to this text file')
+    p.add_argument('--builds', default=None,
+                   help='comma separated builds of the native gate to measure, each in a '
+                        'child process: %s' % ', '.join(sorted(BUILDS)))
     p.add_argument('--rss-probe', default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -78,10 +98,19 @@ def parse_ctx(text):
     return mx.Context(kind, int(digits or 0))
 
 
-def build(args, act_type, ctx):
-    """Initialized, hybridized network for one act type (``-gluon`` disables fusion)."""
+def split_act(act_type):
+    """``(name, fused, mkldnn)`` of an act type such as ``chaatac-gluon-mkldnn``."""
+    mkldnn = act_type.endswith(MKLDNN_SUFFIX)
+    if mkldnn:
+        act_type = act_type[:-len(MKLDNN_SUFFIX)]
     fused = not act_type.endswith(GLUON_SUFFIX)
-    name = act_type[:-len(GLUON_SUFFIX)] if not fused else act_type
+    return (act_type if fused else act_type[:-len(GLUON_SUFFIX)]), fused, mkldnn
+
+
+def build(args, act_type, ctx):
+    """Initialized, hybridized network for one act type (``-gluon`` disables fusion;
+    ``-mkldnn`` is left to :class:`Runner`, which has the data ``optimize_for`` needs)."""
+    name, fused, _ = split_act(act_type)
     kwargs = dict(act_type=name, r=args.r, classes=args.classes)
     if args.act_layers is not None:
         kwargs['act_layers'] = args.act_layers
@@ -100,6 +129,10 @@ class Runner:
         self.net = build(args, act_type, ctx)
         shape = (args.batch_size, 3, args.input_size, args.input_size)
         self.x = mx.nd.random.uniform(-1, 1, shape=shape, ctx=ctx)
+        self.inference_only = split_act(act_type)[2]
+        if self.inference_only:
+            self.net.optimize_for(self.x, backend='MKLDNN', static_alloc=True,
+                                  static_shape=True)
         self.y = mx.nd.random.randint(0, args.classes, shape=(args.batch_size,),
                                       ctx=ctx).astype('float32')
         self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
@@ -128,10 +161,10 @@ class Runner:
 
 def measure(args, ctx):
     """Images/s per mode and act type, interleaved windows, median of each."""
-    acts = args.act_types
-    runners = {act: Runner(args, act, ctx) for act in acts}
+    runners = {act: Runner(args, act, ctx) for act in args.act_types}
     results = {}
     for mode in args.modes:
+        acts = [a for a in args.act_types if mode == 'infer' or not runners[a].inference_only]
         for act in acts:
             runners[act].run(mode, args.warmup)
         windows = {act: [] for act in acts}
@@ -143,17 +176,42 @@ def measure(args, ctx):
             ips = [args.batch_size * args.iters / t for t in windows[act]]
             results[mode][act] = {'images_per_s': statistics.median(ips),
                                   'windows_images_per_s': ips}
-        if 'relu' in results[mode]:
-            base = results[mode]['relu']
+        for name in BASELINES:
+            if name not in results[mode]:
+                continue
+            base, key = results[mode][name], name.replace('-', '_')
             for act in acts:
                 row = results[mode][act]
-                row['ratio_vs_relu'] = row['images_per_s'] / base['images_per_s']
+                row['ratio_vs_' + key] = row['images_per_s'] / base['images_per_s']
                 # window i of every act type ran back to back, so its ratio cancels the
                 # machine's slower drifts; the quartiles show how far one run can be trusted
-                row['paired_ratio_quartiles'] = quartiles(
-                    [a / b for a, b in zip(row['windows_images_per_s'],
-                                           base['windows_images_per_s'])])
+                quarts = quartiles([a / b for a, b in zip(row['windows_images_per_s'],
+                                                          base['windows_images_per_s'])])
+                row[('paired_ratio_quartiles' if name == 'relu'
+                     else 'paired_ratio_quartiles_vs_' + key)] = quarts
     return results
+
+
+def measure_builds(args, argv):
+    """The report of each build in ``args.builds``, each from a child process of this
+    script with that build's compiler flags (and its own library in the cache)."""
+    out = {}
+    for name in args.builds:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, 'report.json')
+            env = dict(os.environ, GLUON_ATAC_CXXFLAGS=BUILDS[name])
+            env.pop('GLUON_ATAC_FUSED', None)
+            cmd = ([sys.executable, os.path.abspath(__file__)]
+                   + without_options(argv, ('--json', '--profile', '--builds'))
+                   + ['--json', path])
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError('build %s failed:\n%s' % (name, proc.stderr[-2000:]))
+            with open(path) as f:
+                out[name] = json.load(f)
+        out[name]['build_flags'] = BUILDS[name]
+    return out
 
 
 def quartiles(values):
@@ -211,7 +269,7 @@ def memory(args, argv):
     each other's figure.
     """
     procs = {}
-    for act in args.act_types:
+    for act in [a for a in args.act_types if not split_act(a)[2]]:
         cmd = [sys.executable, os.path.abspath(__file__)] + list(argv) + ['--rss-probe', act]
         procs[act] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True)
@@ -237,6 +295,20 @@ def main(argv=None):
     if bad:
         raise SystemExit('unknown mode(s): %s' % ', '.join(sorted(bad)))
     ctx = parse_ctx(args.ctx)
+    if args.builds:
+        args.builds = [b.strip() for b in args.builds.split(',') if b.strip()]
+        unknown = set(args.builds) - set(BUILDS)
+        if unknown:
+            raise SystemExit('unknown build(s): %s (known: %s)'
+                             % (', '.join(sorted(unknown)), ', '.join(sorted(BUILDS))))
+        report = {'builds': measure_builds(args, argv)}
+        for name, sub in report['builds'].items():
+            print('## build %s (GLUON_ATAC_CXXFLAGS=%r)' % (name, sub['build_flags']))
+            print_report(sub)
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(report, f, indent=2)
+        return report
     if args.rss_probe:
         rss_probe(args, ctx)
         return None
@@ -246,6 +318,9 @@ def main(argv=None):
               'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
               'windows': args.windows, 'iters': args.iters,
               'throughput': measure(args, ctx)}
+    library = ops.load()
+    # which build the ATAC rows ran: None means the Gluon graph (see ops.choose)
+    report['native_gate'] = ops.library_isa(library) if library else None
     if 'train' in args.modes and not args.no_memory:
         report['train_memory'] = memory(args, without_options(argv, ('--json', '--profile')))
     print_report(report)
@@ -259,16 +334,20 @@ def main(argv=None):
 
 def print_report(report):
     """Human-readable table of ``report``."""
-    print('%s  batch %d  input %d  %s  OMP_NUM_THREADS=%s' % (
+    print('%s  batch %d  input %d  %s  OMP_NUM_THREADS=%s  native gate: %s' % (
         report['model'], report['batch_size'], report['input_size'], report['ctx'],
-        report['omp_num_threads']))
+        report['omp_num_threads'], report.get('native_gate') or 'off'))
     for mode, rows in report['throughput'].items():
         for act, row in rows.items():
             ratio = ''
             if 'ratio_vs_relu' in row:
                 q1, _, q3 = row['paired_ratio_quartiles']
                 ratio = '  ratio %.3f (paired windows %.3f-%.3f)' % (row['ratio_vs_relu'], q1, q3)
-            print('  %-5s %-16s %9.1f img/s%s' % (mode, act, row['images_per_s'], ratio))
+            if 'ratio_vs_relu_mkldnn' in row:
+                q1, _, q3 = row['paired_ratio_quartiles_vs_relu_mkldnn']
+                ratio += '  vs relu-mkldnn %.3f (%.3f-%.3f)' % (row['ratio_vs_relu_mkldnn'],
+                                                             q1, q3)
+            print('  %-5s %-20s %9.1f img/s%s' % (mode, act, row['images_per_s'], ratio))
     for act, mem in report.get('train_memory', {}).items():
         print('  train peak RSS %-16s %8.1f MiB (%.1f MiB before the first step)'
               % (act, mem['peak_rss_mb'], mem['before_train_mb']))

@@ -11,7 +11,12 @@ format gets ``PREFIX-model.json``, the model card. With ``--quantize int8`` the 
 is INT8, made by ``mxnet.contrib.quantization.quantize_net_v2`` with naive calibration (min/max
 of every layer's output) on the first ``--calib-batches`` batches of ``--calib-data``; the
 accuracy change and the speed-up (against the float network on MXNet's oneDNN backend)
-are measured on all of ``--calib-data`` and written to ``PREFIX-report.json``.
+are measured on all of ``--calib-data`` and written to ``PREFIX-report.json``. With
+``--format onnx --quantize int8`` the checked float model is quantized by ONNX Runtime
+(static QDQ, calibrated on the first ``--calib-batches`` batches) into ``PREFIX-int8.onnx``;
+top-1 accuracy, agreement with float32 and the speed-up, both in ONNX Runtime on all of
+``--calib-data``, go to ``PREFIX-report.json`` under ``int8``, and an accuracy drop above
+``--max-drop`` refuses the INT8 model (it is removed) in one line.
 """
 import json
 import os
@@ -32,8 +37,9 @@ from ..utils.export import export
 from ..utils.model_card import card_to_metadata, write_card
 from ..utils.onnx_export import (DEFAULT_FACTOR, DEFAULT_OPSET, OPSETS, check_conversion,
                                  export_onnx, onnx_session, require_onnx)
+from ..utils.onnx_quantize import compare_sessions, quantize_static_int8, require_quantization
 
-__all__ = ['quantize_int8', 'compare', 'export_onnx_checked', 'main']
+__all__ = ['quantize_int8', 'compare', 'export_onnx_checked', 'quantize_onnx_checked', 'main']
 
 
 def _batch_iter(batches):
@@ -215,7 +221,8 @@ def export_onnx_checked(args, net, shape, card):
     return report
 
 
-def _write_int8(args, net, shape):
+def _calib_batches(args):
+    """Equal-sized batches of ``--calib-data`` under the model card's preprocessing."""
     if not args.calib_data:
         raise UsageError('--quantize int8 needs --calib-data (real images to calibrate on)')
     if args.calib_batches < 1:
@@ -228,6 +235,60 @@ def _write_int8(args, net, shape):
     if not batches:
         raise UsageError('--calib-data has fewer images than --batch-size %d'
                          % args.batch_size)
+    return batches
+
+
+def quantize_onnx_checked(args, report):
+    """Quantize the checked ``PREFIX.onnx`` to ``PREFIX-int8.onnx`` and judge it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The command's arguments (``out``, ``calib_*``, ``batch_size``, ``max_drop``).
+    report : dict
+        :func:`export_onnx_checked`'s report; gets ``int8``
+        (:func:`~gluon_atac.utils.onnx_quantize.compare_sessions`'s figures, ``onnx``,
+        ``calibration_images``, ``max_drop``, ``passed``) and is written again.
+
+    Returns
+    -------
+    str
+        The INT8 model's path.
+
+    Raises
+    ------
+    UsageError
+        The top-1 accuracy drops by more than ``--max-drop`` (the INT8 file is removed,
+        the report kept).
+    """
+    batches = _calib_batches(args)
+    calib = batches[:args.calib_batches]
+    path = quantize_static_int8(report['onnx'], args.out + '-int8.onnx',
+                                [x.asnumpy() for x, _ in calib])
+    figures = compare_sessions(onnx_session(report['onnx']), onnx_session(path),
+                               [(x.asnumpy(), y.asnumpy()) for x, y in batches])
+    figures.update(onnx=path, calibration_images=args.batch_size * len(calib),
+                   max_drop=args.max_drop, passed=figures['accuracy_drop'] <= args.max_drop)
+    report['int8'] = figures
+    atomic_write(args.out + '-report.json',
+                 lambda p: open(p, 'w').write(json.dumps(report, indent=2) + '\n'))
+    print('ONNX Runtime INT8 vs float32 on %d images: top-1 %.4f vs %.4f (drop %+.4f), '
+          'agreement %.4f, %.1f vs %.1f img/s (%.2fx)'
+          % (figures['images'], figures['int8']['top1_acc'], figures['float32']['top1_acc'],
+             figures['accuracy_drop'], figures['top1_agreement'],
+             figures['int8']['images_per_sec'], figures['float32']['images_per_sec'],
+             figures['speedup']))
+    if not figures['passed']:
+        os.remove(path)
+        raise UsageError('INT8 refused: top-1 accuracy drops by %.4f on %d images of %s, '
+                         'more than --max-drop %g; see %s'
+                         % (figures['accuracy_drop'], figures['images'], args.calib_data,
+                            args.max_drop, args.out + '-report.json'))
+    return path
+
+
+def _write_int8(args, net, shape):
+    batches = _calib_batches(args)
     int8 = quantize_int8(net, batches[:args.calib_batches])
     report = compare(net, int8, batches)
     report['calibration_images'] = args.batch_size * len(batches[:args.calib_batches])
@@ -261,7 +322,13 @@ def main(argv=None):
                              'batch: a random one and the first of --calib-data; 0 demands '
                              'equal logits (default %(default)g)')
     parser.add_argument('--quantize', choices=('int8',), default=None,
-                        help='mxnet format only: INT8 by MXNet quantization')
+                        help='INT8: by MXNet quantization (mxnet format) or ONNX Runtime '
+                             'static QDQ quantization (onnx format, PREFIX-int8.onnx), '
+                             'calibrated on --calib-data')
+    parser.add_argument('--max-drop', type=float, default=0.01,
+                        help='onnx INT8: largest top-1 accuracy drop (a fraction) on '
+                             '--calib-data before the INT8 model is refused '
+                             '(default %(default)g)')
     parser.add_argument('--calib-data', default=None,
                         help='.rec file or <class>/*.jpg folder (validation preprocessing): '
                              'INT8 calibration, and the images the ONNX check runs on')
@@ -275,12 +342,12 @@ def main(argv=None):
     set_max_pixels(args.max_pixels)
     args.dynamic_batch = args.dynamic_batch == 'yes'
     if args.format == 'onnx':
-        if args.quantize:
-            raise UsageError('--quantize int8 and --format onnx do not combine: MXNet\'s '
-                             'INT8 operators have no ONNX conversion (export float ONNX and '
-                             'quantize it with onnxruntime.quantization, or use --format '
-                             'mxnet)')
         require_onnx()
+        if args.quantize:
+            require_quantization()
+            if not args.calib_data:
+                raise UsageError('--quantize int8 needs --calib-data (real images to '
+                                 'calibrate on)')
     # Every later step reads the resolved network.
     args.trained = resolve(args)
     net = args.trained.load(mx.cpu())
@@ -289,7 +356,10 @@ def main(argv=None):
     card = args.trained.to_card()
     if args.format == 'onnx':
         report = export_onnx_checked(args, net, shape, card)
-        paths = (report['onnx'], args.out + '-report.json')
+        paths = (report['onnx'],)
+        if args.quantize:
+            paths += (quantize_onnx_checked(args, report),)
+        paths += (args.out + '-report.json',)
     elif args.quantize:
         report, paths = _write_int8(args, net, shape)
     else:

@@ -9,10 +9,14 @@ flags (e.g. ``-mno-avx512f``). Each build leaves a record of its checksum next t
 library; a cached library that does not match it (truncated, replaced) is rebuilt, and
 processes starting together on an empty cache share one build. When anything fails (no
 compiler, an unwritable cache, ...), or ``GLUON_ATAC_FUSED=0`` is set, :func:`load`
-returns ``None`` after a warning and callers keep the plain Gluon graph.
+returns ``None`` after a warning and callers keep the plain Gluon graph. It does the same,
+logging why once, for a build whose instruction set is not in :data:`FAST_ISAS` (no AVX2
+and FMA), where the graph on oneDNN is faster; ``GLUON_ATAC_FUSED=force`` loads it anyway.
 """
 from .build import (load, library_path, build_library, compiler_flags, is_valid_library,
+                    library_isa, choose, FAST_ISAS,
                     MODE_PROBE_SPAN, MODE_THRESHOLD)
 
 __all__ = ['load', 'library_path', 'build_library', 'compiler_flags', 'is_valid_library',
+           'library_isa', 'choose', 'FAST_ISAS',
            'MODE_PROBE_SPAN', 'MODE_THRESHOLD']

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -37,22 +37,47 @@ using namespace mxnet::ext;
 
 namespace {
 
-constexpr int V = 16;  // floats per vector
-typedef float vf __attribute__((vector_size(64)));
-typedef int vi __attribute__((vector_size(64)));
+// Vector width and register blocking follow the instruction set the library is built for.
+// GCC lowers a vector type wider than the machine's registers to pairs of narrower
+// instructions, so 16-float vectors on AVX2 doubled every accumulator block: the 8 x 2
+// GEMM block then needed 32 of AVX2's 16 ymm registers and spilled in the inner loop.
+// Each build therefore uses its own registers' width and blocks that fit in them
+// (accumulators + operands <= 16 ymm or 32 zmm).
+#if defined(__AVX512F__)
+constexpr int V = 16;         // floats per vector
+constexpr int kRowBlock = 8;  // output rows per GEMM block (x 2 vectors: 16 accumulators)
+constexpr int kOuterCols = 4; // columns per weight-gradient block (x 4 rows: 16)
+#define ATAC_ISA "avx512"
+#else
+constexpr int V = 8;
+constexpr int kRowBlock = 4;  // 4 x 2 = 8 accumulators, 2 inputs and 1 weight in 16 ymm
+constexpr int kOuterCols = 2; // 4 x 2 = 8 accumulators and 6 operands
+#if defined(__AVX2__) && defined(__FMA__)
+#define ATAC_ISA "avx2"
+#else
+#define ATAC_ISA "generic"
+#endif
+#endif
+typedef float vf __attribute__((vector_size(V * sizeof(float))));
+typedef int vi __attribute__((vector_size(V * sizeof(int))));
 
 inline vf load(const float* p) { vf v; std::memcpy(&v, p, sizeof(v)); return v; }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
-inline vf splat(float f) { return vf{f, f, f, f, f, f, f, f, f, f, f, f, f, f, f, f}; }
+inline vf splat(float f) { return vf{} + f; }
 inline float hsum(vf v) { float s = 0; for (int i = 0; i < V; ++i) s += v[i]; return s; }
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 
-// 1/d: a division costs as much as the rest of the sigmoid, the estimate plus one Newton
-// step is exact to float rounding.
+// 1/d: a division costs as much as the rest of the sigmoid, an estimate plus Newton steps
+// is exact to float rounding: one step after AVX-512's 14-bit estimate, two after AVX2's
+// 12-bit one (one step leaves 6e-8, so an open gate, 1/1, came out as 1 - 2^-24).
 inline vf vrecip(vf d) {
-#ifdef __AVX512F__
+#if defined(__AVX512F__)
   vf r = (vf)_mm512_rcp14_ps((__m512)d);
+  return r + r * (splat(1.0f) - d * r);
+#elif defined(__AVX2__)
+  vf r = (vf)_mm256_rcp_ps((__m256)d);
+  r = r + r * (splat(1.0f) - d * r);
   return r + r * (splat(1.0f) - d * r);
 #else
   return splat(1.0f) / d;
@@ -65,8 +90,11 @@ constexpr float kLog2e = 1.44269504088896341f;
 // polynomial (fitted for relative error). The sigmoid is most of the gate's arithmetic,
 // hence AVX-512's rounding and scaling instructions, one each, instead of the bit tricks.
 inline vf vexp2(vf t) {
-#ifdef __AVX512F__
+#if defined(__AVX512F__)
   vf n = (vf)_mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#elif defined(__AVX2__)
+  t = vmax(t, splat(-126.0f));  // the exponent bits below: 2^n must stay a normal float
+  vf n = (vf)_mm256_round_ps((__m256)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 #else
   t = vmax(t, splat(-126.0f));
   const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
@@ -123,8 +151,10 @@ template <typename Epi>
 void gemm_strided(const float* w, int ldw, int out_rows, int in_rows, const float* in, int ld,
                   int P, Epi epi) {
   int o = 0;
-  for (; o + 8 <= out_rows; o += 8) gemm_rows<8>(w, ldw, in_rows, in, ld, o, P, epi);
-  for (; o + 4 <= out_rows; o += 4) gemm_rows<4>(w, ldw, in_rows, in, ld, o, P, epi);
+  for (; o + kRowBlock <= out_rows; o += kRowBlock)
+    gemm_rows<kRowBlock>(w, ldw, in_rows, in, ld, o, P, epi);
+  for (; o + kRowBlock / 2 <= out_rows; o += kRowBlock / 2)
+    gemm_rows<kRowBlock / 2>(w, ldw, in_rows, in, ld, o, P, epi);
   for (; o < out_rows; ++o) gemm_rows<1>(w, ldw, in_rows, in, ld, o, P, epi);
 }
 
@@ -155,7 +185,8 @@ template <int OB>
 inline void outer_rows(const float* a, int lda, const float* b, int ldb, int cols, int P,
                        int o0, float* dw) {
   int i = 0;
-  for (; i + 4 <= cols; i += 4) outer_block<OB, 4>(a, lda, b, ldb, P, o0, i, cols, dw);
+  for (; i + kOuterCols <= cols; i += kOuterCols)
+    outer_block<OB, kOuterCols>(a, lda, b, ldb, P, o0, i, cols, dw);
   for (; i < cols; ++i) outer_block<OB, 1>(a, lda, b, ldb, P, o0, i, cols, dw);
 }
 
@@ -811,4 +842,10 @@ REGISTER_OP(atac_gate)
 
 MXReturnValue initialize(int version) {
   return version >= 10700 ? MX_SUCCESS : MX_FAIL;
+}
+
+// The instruction set this build vectorizes for ("avx512", "avx2" or "generic"): the
+// Python side reads it (ctypes) to decide whether the operator beats the Gluon graph.
+extern "C" __attribute__((visibility("default"))) const char* atac_gate_isa() {
+  return ATAC_ISA;
 }

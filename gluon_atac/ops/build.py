@@ -1,7 +1,9 @@
 """Compile ``atac_gate.cc`` into a cached shared library and load it into MXNet once."""
+import ctypes
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import platform
 import shlex
@@ -14,7 +16,7 @@ import warnings
 import mxnet as mx
 
 __all__ = ['load', 'library_path', 'build_library', 'compiler_flags', 'is_valid_library',
-           'MODE_PROBE_SPAN', 'MODE_THRESHOLD']
+           'library_isa', 'choose', 'FAST_ISAS', 'MODE_PROBE_SPAN', 'MODE_THRESHOLD']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'atac_gate.cc')
 
@@ -31,8 +33,15 @@ MODE_THRESHOLD = 4.0
 FLAGS = ['-O3', '-march=native', '-std=c++17', '-fPIC', '-shared', '-fopenmp',
          '-DATAC_MODE_THRESHOLD=%r' % MODE_THRESHOLD]
 
+# Instruction sets whose build of the gate beats MXNet's Gluon graph of the same unit (on
+# oneDNN) in inference and training, measured with benchmarks/throughput.py --builds
+# (docs/speed.md). A build for another one ("generic": no AVX2 and FMA, its GEMMs and
+# sigmoid on 128-bit halves without fused multiply-adds) is not loaded: the graph runs.
+FAST_ISAS = ('avx512', 'avx2')
+
 _lock = threading.Lock()
 _state = {'tried': False, 'path': None}
+_log = logging.getLogger(__name__)
 
 
 def compiler_flags():
@@ -211,27 +220,81 @@ def _ensure_built(path):
         build_library(path)
 
 
+def library_isa(path):
+    """The instruction set a built library vectorizes for.
+
+    Parameters
+    ----------
+    path : str
+        A library written by :func:`build_library`.
+
+    Returns
+    -------
+    str
+        ``'avx512'``, ``'avx2'`` (with FMA) or ``'generic'``: what the compiler flags
+        enabled, which on ``-march=native`` is what the CPU has.
+    """
+    # ctypes only maps the file: the operator is registered by mx.library.load alone.
+    function = ctypes.CDLL(os.path.abspath(path)).atac_gate_isa
+    function.restype = ctypes.c_char_p
+    return function().decode()
+
+
+def choose(isa, setting='1'):
+    """Whether the native gate runs for a library built for ``isa``, and why.
+
+    Parameters
+    ----------
+    isa : str
+        From :func:`library_isa`.
+    setting : str, default '1'
+        ``$GLUON_ATAC_FUSED``: ``'0'`` never, ``'force'`` always, anything else when
+        ``isa`` is one of :data:`FAST_ISAS`.
+
+    Returns
+    -------
+    (bool, str)
+        The choice and the sentence :func:`load` logs about it.
+    """
+    if setting == 'force':
+        return True, ('fused ATAC gate: native operator (%s build, forced by '
+                      'GLUON_ATAC_FUSED=force)' % isa)
+    if isa in FAST_ISAS:
+        return True, 'fused ATAC gate: native operator (%s build)' % isa
+    return False, ('fused ATAC gate: Gluon graph, the %s build of the native operator is '
+                   'slower than it on this CPU (GLUON_ATAC_FUSED=force uses it anyway)' % isa)
+
+
 def load():
     """Build (if needed) and load the library once per process.
+
+    The library is built for this CPU's instruction set; :func:`choose` decides whether
+    it is loaded, and the choice is logged once (logger ``gluon_atac.ops.build``, level
+    INFO).
 
     Returns
     -------
     str or None
         The loaded library's path, or ``None`` when the fused gate is unavailable
         (disabled with ``GLUON_ATAC_FUSED=0``, no compiler, an unwritable cache, build or
-        load error: a warning says why); ATAC then runs as the plain Gluon graph.
+        load error: a warning says why) or not chosen for this CPU's instruction set
+        (see :data:`FAST_ISAS`); ATAC then runs as the plain Gluon graph.
     """
     with _lock:
         if _state['tried']:
             return _state['path']
         _state['tried'] = True
-        if os.environ.get('GLUON_ATAC_FUSED', '1') == '0':
+        setting = os.environ.get('GLUON_ATAC_FUSED', '1')
+        if setting == '0':
             return None
         try:
             path = library_path()
             _ensure_built(path)
-            mx.library.load(path, verbose=False)
-            _state['path'] = path
+            chosen, reason = choose(library_isa(path), setting)
+            _log.info(reason)
+            if chosen:
+                mx.library.load(path, verbose=False)
+                _state['path'] = path
         except Exception as err:  # any failure means: use the Gluon graph
             warnings.warn('fused ATAC gate unavailable, using the Gluon graph: %s' % err)
         return _state['path']

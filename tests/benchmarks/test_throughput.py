@@ -42,3 +42,32 @@ def test_bad_mode_and_context_are_rejected(bench):
     with pytest.raises(ValueError):
         bench['parse_ctx']('tpu(0)')
     assert str(bench['parse_ctx']('gpu(1)')) == 'gpu(1)'
+
+
+@pytest.mark.slow
+def test_builds_measure_the_avx2_library_next_to_relu_on_onednn(bench, tmp_path, capsys):
+    out = tmp_path / 'builds.json'
+    bench['main'](['--model', 'cifar_resnet8_v2', '--act-types', 'relu,relu-mkldnn,chaatac',
+                   '--batch-size', '2', '--input-size', '8', '--warmup', '1', '--windows', '2',
+                   '--iters', '1', '--no-memory', '--builds', 'avx2', '--json', str(out)])
+    report = json.loads(out.read_text())
+    assert set(report['builds']) == {'avx2'}
+    child = report['builds']['avx2']
+    # the child loaded the library built without AVX-512, not this process's build
+    assert child['build_flags'] == '-mno-avx512f' and child['native_gate'] == 'avx2'
+    infer, train = child['throughput']['infer'], child['throughput']['train']
+    assert set(infer) == {'relu', 'relu-mkldnn', 'chaatac'}
+    assert set(train) == {'relu', 'chaatac'}  # the oneDNN subgraph graph is inference only
+    assert infer['relu-mkldnn']['ratio_vs_relu_mkldnn'] == pytest.approx(1.0)
+    for row in infer.values():
+        assert row['ratio_vs_relu'] > 0 and row['ratio_vs_relu_mkldnn'] > 0
+        q1, q2, q3 = row['paired_ratio_quartiles_vs_relu_mkldnn']
+        assert 0 < q1 <= q2 <= q3
+    printed = capsys.readouterr().out
+    assert "## build avx2 (GLUON_ATAC_CXXFLAGS='-mno-avx512f')" in printed
+    assert 'native gate: avx2' in printed and 'vs relu-mkldnn' in printed
+
+
+def test_unknown_build_is_rejected(bench):
+    with pytest.raises(SystemExit, match='unknown build'):
+        bench['main'](['--builds', 'sse9', '--no-memory'])

@@ -95,7 +95,7 @@ def test_disagreeing_runtimes_and_flags_are_one_line_each(run, tmp_path, capsys)
     params = str(root / 'run' / 'best.params')
     for argv, message in [
             (['--tolerance', '0'], 'ONNX Runtime logits differ from MXNet by'),
-            (['--quantize', 'int8'], '--quantize int8 and --format onnx do not combine'),
+            (['--quantize', 'int8'], '--quantize int8 needs --calib-data'),
             (['--r', '4'], 'does not fit')]:
         with pytest.raises(SystemExit) as stop:
             export(['--params', params, '--out', str(tmp_path / 'x'), '--format', 'onnx']

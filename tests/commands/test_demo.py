@@ -83,12 +83,20 @@ def test_an_export_without_its_card_is_refused_not_guessed(demo, tmp_path, capsy
     assert len(results) == 4
 
 
-def test_int8_calibrates_on_the_cards_preprocessing(demo, tmp_path, capsys):
-    root, _, files, images, labels = demo
+@pytest.fixture
+def digit_folder(demo, tmp_path):
+    """The demo's digit files as class folders (``<label>/digitNN.png``)."""
+    _, _, files, _, labels = demo
     folder = tmp_path / 'digits'
     for path, label in zip(files, labels):
         (folder / str(label)).mkdir(parents=True, exist_ok=True)
         os.link(path, str(folder / str(label) / os.path.basename(path)))
+    return folder
+
+
+def test_int8_calibrates_on_the_cards_preprocessing(demo, digit_folder, tmp_path, capsys):
+    root, _, files, images, labels = demo
+    folder = digit_folder
     params = str(root / 'out' / 'chaatac' / 'best.params')
     report = export(['--params', params, '--out', str(tmp_path / 'int8'), '--quantize', 'int8',
                      '--calib-data', str(folder), '--batch-size', '8'])
@@ -135,3 +143,54 @@ def test_train_cifar_eval_only_reads_the_card(demo, capsys):
                           '--log-file', str(root / 'eval.log')])
     assert result['val_acc'] == pytest.approx(rows[1]['eval_acc'], abs=1e-9)
     assert result['images'] == 1000
+
+
+def test_onnx_int8_is_static_qdq_calibrated_on_the_cards_preprocessing(demo, digit_folder,
+                                                                        tmp_path, capsys):
+    import onnx
+    root, _, _, images, labels = demo
+    prefix = str(tmp_path / 'q')
+    report = export(['--params', str(root / 'out' / 'chaatac' / 'best.params'), '--out',
+                     prefix, '--format', 'onnx', '--quantize', 'int8', '--calib-data',
+                     str(digit_folder), '--batch-size', '8', '--calib-batches', '2',
+                     '--max-drop', '1'])
+    int8 = report['int8']
+    assert int8['onnx'] == prefix + '-int8.onnx' and int8['passed']
+    assert int8['images'] == DIGITS and int8['calibration_images'] == 16
+    with open(prefix + '-report.json') as handle:
+        assert json.load(handle)['int8'] == int8
+    model = onnx.load(int8['onnx'])
+    ops = {node.op_type for node in model.graph.node}
+    assert {'QuantizeLinear', 'DequantizeLinear', 'Conv'} <= ops
+    weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(weights) >= 8  # every convolution's weights, and the classifier's
+    # The float model read the folder as the card says: it scores the digits as MXNet
+    # scores the loader's view of them (up to near ties of a 1-epoch net).
+    export_prefix = str(root / 'out' / 'export' / 'cifar_resnet8_v2_chaatac')
+    right = (_logits(export_prefix, images).argmax(axis=1) == labels).mean()
+    assert int8['float32']['top1_acc'] == pytest.approx(right, abs=0.1)
+    assert int8['top1_agreement'] >= 0.9
+    assert int8['accuracy_drop'] == pytest.approx(
+        int8['float32']['top1_acc'] - int8['int8']['top1_acc'])
+    assert int8['speedup'] > 0
+    out = capsys.readouterr().out
+    assert 'ONNX Runtime INT8 vs float32 on 40 images' in out
+    assert 'wrote %s-int8.onnx' % prefix in out
+
+
+def test_onnx_int8_beyond_max_drop_is_refused_in_one_line(demo, digit_folder, tmp_path,
+                                                          capsys):
+    root = demo[0]
+    prefix = str(tmp_path / 'q')
+    with pytest.raises(SystemExit) as stop:
+        # A negative allowance refuses even an INT8 model that loses nothing.
+        export(['--params', str(root / 'out' / 'chaatac' / 'best.params'), '--out', prefix,
+                '--format', 'onnx', '--quantize', 'int8', '--calib-data', str(digit_folder),
+                '--batch-size', '8', '--calib-batches', '1', '--max-drop', '-1'])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: INT8 refused: top-1 accuracy drops by')
+    assert 'more than --max-drop -1' in err[0]
+    assert not os.path.exists(prefix + '-int8.onnx')
+    with open(prefix + '-report.json') as handle:
+        assert json.load(handle)['int8']['passed'] is False

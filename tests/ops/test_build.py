@@ -17,16 +17,23 @@ pytestmark = pytest.mark.skipif(shutil.which('g++') is None, reason='no C++ comp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Loads the library, then runs one fused unit and the same unit on the Gluon graph; prints
-# what it loaded, the path the unit took, the largest difference and the ATAC warnings.
+# Loads the library (twice: the second call must neither build nor log), then runs one
+# fused unit and the same unit on the Gluon graph; prints what it loaded, the path the unit
+# took, the largest difference, the ATAC warnings and what the loader logged.
 CHILD = r'''
-import json, warnings
+import json, logging, warnings
 import mxnet as mx, numpy as np
 from gluon_atac import ops
 from gluon_atac.nn import ChaATAC, gluon_graph
+records = []
+handler = logging.Handler()
+handler.emit = records.append
+logging.getLogger('gluon_atac.ops.build').addHandler(handler)
+logging.getLogger('gluon_atac.ops.build').setLevel(logging.INFO)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter('always')
     library = ops.load()
+    ops.load()
 mx.random.seed(0)
 unit = ChaATAC(16)
 unit.initialize(mx.init.Normal(0.5))
@@ -36,7 +43,8 @@ with gluon_graph(unit):
     ref = unit(x).asnumpy()
 print(json.dumps({'library': library, 'path': path, 'y': float(y.sum()),
                   'error': float(np.abs(y - ref).max()),
-                  'warnings': [str(w.message) for w in caught if 'ATAC' in str(w.message)]}))
+                  'warnings': [str(w.message) for w in caught if 'ATAC' in str(w.message)],
+                  'log': [r.getMessage() for r in records]}))
 '''
 
 NO_AVX512 = '-mno-avx512f'
@@ -87,8 +95,10 @@ def test_four_processes_on_an_empty_cache_share_one_working_build(shared_build):
     assert ops.is_valid_library(library)
     with open(library + '.json') as f:
         assert json.load(f)['flags'][-1] == NO_AVX512
+    assert ops.library_isa(library) == 'avx2'
     for report in reports:
         assert report['path'] == 'gate' and report['warnings'] == []
+        assert report['log'] == ['fused ATAC gate: native operator (avx2 build)']
         assert report['error'] < 1e-5
         assert report['y'] == reports[0]['y'] and np.isfinite(report['y'])
 
@@ -109,6 +119,36 @@ def test_build_without_avx512_matches_the_gluon_graph(shared_build):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert proc.stdout.splitlines()[-1].startswith('8 passed')
     assert len(libraries(cache)) == 1  # it ran on the shared build, not a new one
+
+
+def test_selection_takes_the_native_gate_on_avx512_and_avx2_only():
+    """The choice per instruction set and GLUON_ATAC_FUSED setting (no build, no timing)."""
+    for isa in ('avx512', 'avx2'):
+        assert ops.choose(isa) == (True, 'fused ATAC gate: native operator (%s build)' % isa)
+    chosen, reason = ops.choose('generic')
+    assert not chosen
+    assert reason.startswith('fused ATAC gate: Gluon graph, the generic build')
+    assert ops.choose('generic', 'force')[0] and 'forced' in ops.choose('generic', 'force')[1]
+    assert set(ops.FAST_ISAS) == {'avx512', 'avx2'}
+
+
+@pytest.mark.slow
+def test_a_build_without_avx2_is_not_chosen_unless_forced_and_then_exact(tmp_path):
+    """What a CPU without AVX2 and FMA gets: the Gluon graph, said once in the log; forced,
+    the same library (128-bit halves, division in the sigmoid) still computes the gate."""
+    cache = str(tmp_path / 'cache')
+    flags = NO_AVX512 + ' -mno-avx2 -mno-fma -mno-avx'
+    report = finish(start_child(child_env(cache, GLUON_ATAC_CXXFLAGS=flags)))
+    assert report['library'] is None and report['path'] is None and report['warnings'] == []
+    assert len(report['log']) == 1
+    assert report['log'][0].startswith('fused ATAC gate: Gluon graph, the generic build')
+    assert ops.library_isa(os.path.join(cache, libraries(cache)[0])) == 'generic'
+    forced = finish(start_child(child_env(cache, GLUON_ATAC_CXXFLAGS=flags,
+                                          GLUON_ATAC_FUSED='force')))
+    assert forced['path'] == 'gate' and forced['error'] < 1e-5
+    assert forced['log'] == ['fused ATAC gate: native operator (generic build, forced by '
+                             'GLUON_ATAC_FUSED=force)']
+    assert len(libraries(cache)) == 1  # the forced run loaded the same build
 
 
 def damaged_cache(shared_build, tmp_path, damage):
