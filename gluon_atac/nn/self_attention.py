@@ -118,7 +118,9 @@ class AugmentedConv2D(nn.HybridBlock):
                                   kernel_size // 2, use_bias=False, in_channels=in_channels)
             self.qkv = nn.Conv2D(2 * self.dk + self.dv, 1, use_bias=False,
                                  in_channels=in_channels)
-            self.proj = nn.Conv2D(self.dv, 1, use_bias=False, in_channels=self.dv)
+            # W_O on rows of positions: as a 1x1 convolution its oneDNN-blocked input
+            # gradient would reach the transposes before it, which static_alloc fails on.
+            self.proj = nn.Dense(self.dv, use_bias=False, flatten=False, in_units=self.dv)
             self.rel_height = self.params.get('rel_height', shape=(2 * spatial - 1, self.dkh),
                                               init='normal')
             self.rel_width = self.params.get('rel_width', shape=(2 * spatial - 1, self.dkh),
@@ -145,7 +147,9 @@ class AugmentedConv2D(nn.HybridBlock):
         if self.strides != 1:
             x = F.Pooling(x, kernel=(self.strides, self.strides),
                           stride=(self.strides, self.strides), pool_type='avg')
-        qkv = self.qkv(x)
+        # Flattened before slicing: a channel slice of a oneDNN-blocked convolution output
+        # fails ("could not construct a sub-memory") when dk is not a block multiple.
+        qkv = F.reshape(self.qkv(x), shape=(-1, 2 * self.dk + self.dv, side * side))
         q = F.slice_axis(qkv, axis=1, begin=0, end=self.dk) * (dkh ** -0.5)
         k = F.slice_axis(qkv, axis=1, begin=self.dk, end=2 * self.dk)
         v = F.slice_axis(qkv, axis=1, begin=2 * self.dk, end=None)
@@ -161,8 +165,13 @@ class AugmentedConv2D(nn.HybridBlock):
             self._relative(F, grid, rel_height, False))
         weights = F.softmax(F.reshape(logits, shape=(-1, side * side, side * side)), axis=-1)
         out = F.batch_dot(weights, v)  # (B heads, HW, dvh)
-        out = F.reshape(F.transpose(out, axes=(0, 2, 1)), shape=(-1, self.dv, side, side))
-        return F.concat(conv, self.proj(out), dim=1)
+        out = F.reshape(F.transpose(F.reshape(out, shape=(-1, heads, side * side, dvh)),
+                                    axes=(0, 2, 1, 3)), shape=(-1, side * side, self.dv))
+        mixed = F.transpose(self.proj(out), axes=(0, 2, 1))  # (B, dv, HW)
+        # Joined as flat maps: oneDNN's 4-D concatenation splits its gradient into
+        # sub-memories, which fail where the split is not a multiple of its channel block.
+        conv = F.reshape(conv, shape=(-1, self.channels - self.dv, side * side))
+        return F.reshape(F.concat(conv, mixed, dim=1), shape=(-1, self.channels, side, side))
 
     def __repr__(self):
         return '%s(channels=%d, dk=%d, dv=%d, heads=%d, spatial=%d, strides=%d)' % (
@@ -257,13 +266,17 @@ class LocalSelfAttention2D(nn.HybridBlock):
         relative = F.transpose(F.reshape(relative, shape=(heads, -1, hw, area)),
                                axes=(1, 0, 2, 3))  # (B, heads, HW, k²)
         # Which neighbours lie inside the map, from a zero-padded map of ones.
-        inside = self._neighbours(F, F.ones_like(F.slice_axis(x, axis=1, begin=0, end=1)))
+        # (A channel sum, not a channel slice: slices of oneDNN-blocked inputs fail.)
+        inside = self._neighbours(F, F.ones_like(F.sum(x, axis=1, keepdims=True)))
         inside = F.transpose(F.reshape(inside, shape=(-1, 1, area, hw)), axes=(0, 1, 3, 2))
         logits = F.reshape(logits, shape=(-1, heads, hw, area)) + relative
         weights = F.softmax(F.broadcast_add(logits, (1 - inside) * _MASKED), axis=-1)
         out = F.batch_dot(F.reshape(weights, shape=(-1, 1, area)), values,
                           transpose_b=True)  # (B heads HW, 1, dh)
         out = F.transpose(F.reshape(out, shape=(-1, heads, hw, dh)), axes=(0, 1, 3, 2))
+        # A one-input concatenation hands the transpose a plain-layout gradient: with
+        # static_alloc, the oneDNN-blocked gradient of the next layer makes it fail.
+        out = F.concat(F.reshape(out, shape=(-1, self.channels, hw)), dim=1)
         out = F.reshape(out, shape=(-1, self.channels, self.side, self.side))
         if self.strides != 1:
             out = F.Pooling(out, kernel=(self.strides, self.strides),

@@ -59,7 +59,7 @@ def augmented_numpy(x, p, dk, dv, heads, stride):
                         logits[jy, jx] = qn[:, iy, ix] @ key / np.sqrt(dkh)
                 weights = softmax(logits.ravel()).reshape(h, w)
                 out[n * dvh:(n + 1) * dvh, iy, ix] = (vn * weights).sum(axis=(1, 2))
-    mixed = np.tensordot(p['proj'][:, :, 0, 0], out, axes=1)
+    mixed = np.tensordot(p['proj'], out, axes=1)
     return np.concatenate([conv, mixed])
 
 
