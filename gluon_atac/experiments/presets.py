@@ -168,7 +168,8 @@ def _presets():
                note='paper params: ResNet-50 25.6M, SE 28.1M, GE-theta+ 33.7M, AA 25.8M, '
                     'FA 18.0M, ATAC 28.0M (AA and FA count trainable arrays only, 53k '
                     'fewer than the saved arrays here); the AA and FA rows of the paper '
-                    'are their own papers\' (top-1 error 22.30 and 22.40), its 3.86 GMACs '
+                    'are their own papers\' (top-1 error 22.30 and 22.40; FA\'s is their '
+                    'attention-stem network, ours has the conv stem), its 3.86 GMACs '
                     'baseline is ResNet-50 v1, ours is v1b (4.09G); AA and FA papers count '
                     '2 FLOPs per multiply-add (8.3 and 7.2 GFLOPs)'),
     ]

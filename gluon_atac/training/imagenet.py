@@ -44,7 +44,8 @@ from .engine.schedule import build_lr_scheduler
 __all__ = ['build_parser', 'parse_args', 'checkpoint_tag', 'run', 'main', 'KV_STORES']
 
 KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
-_V1B_FAMILY = re.compile(r'^resnet\d+_v1[bcd](_aa|_fa)?$')  # _aa, _fa: the self-attention baselines
+# _aa and _fa: the self-attention baselines on the v1b host.
+_V1B_FAMILY = re.compile(r'^resnet\d+_v1[bcd](_aa|_fa)?$')
 _REC = os.path.join('~', '.mxnet', 'datasets', 'imagenet', 'rec')
 # The original spells ATAC this way in its file names.
 _TAG_SPELLING = {'chaatac': 'ChaATAC'}
