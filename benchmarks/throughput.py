@@ -125,8 +125,9 @@ def build(args, act_type, ctx):
 class Runner:
     """One network with its data, loss and trainer; ``step(mode)`` runs one iteration."""
 
-    def __init__(self, args, act_type, ctx):
-        self.net = build(args, act_type, ctx)
+    def __init__(self, args, act_type, ctx, net=None):
+        # benchmarks/baselines.py passes networks of other hosts, built and initialized.
+        self.net = build(args, act_type, ctx) if net is None else net
         shape = (args.batch_size, 3, args.input_size, args.input_size)
         self.x = mx.nd.random.uniform(-1, 1, shape=shape, ctx=ctx)
         self.inference_only = split_act(act_type)[2]

@@ -62,4 +62,5 @@ def test_model_list_is_in_natural_order():
                          'cifar_resnet26_v2']
     assert names.index('resnet18_v1b') < names.index('resnet50_v1b') < \
         names.index('resnet101_v1b') < names.index('resnet152_v1b')
-    assert len(names) == 18 + 5 * 3
+    assert names.index('resnet50_v1b') < names.index('resnet50_v1b_aa')
+    assert len(names) == 18 + 5 * 3 + 2  # and AA-, FA-ResNet-50

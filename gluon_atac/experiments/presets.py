@@ -149,16 +149,29 @@ def _presets():
                published_params={('resnet50_v1b', 'ChaATAC'): 28.0e6},
                note='paper: top-1 error 21.41, top-5 6.02 (best of 160 epochs), 4.4 GMACs; '
                     'accuracy here is top-1'),
-        Preset('imagenet_attention', 'ResNet-50 with SE, GE-theta+ and ATAC on ImageNet, '
-               'the same v1b host and recipe', 'train_imagenet.py',
+        Preset('imagenet_attention', 'ResNet-50 with SE, GE-theta+, AA, FA and ATAC on '
+               'ImageNet, the same v1b host and recipe', 'train_imagenet.py',
                [dict(r50, act_type='relu'), dict(r50, act_type='relu', attention='se'),
-                dict(r50, act_type='relu', attention='ge'), r50],
-               ['act_type', 'attention'],
-               published={('ChaATAC', None): 1 - 0.2141},
-               published_params={('relu', None): 25.6e6, ('relu', 'se'): 28.1e6,
-                                 ('relu', 'ge'): 33.7e6, ('ChaATAC', None): 28.0e6},
-               note='paper params: ResNet-50 25.6M, SE 28.1M, GE-theta+ 33.7M, ATAC 28.0M; '
-                    'their 3.86 GMACs baseline is ResNet-50 v1, ours is v1b (4.09G)'),
+                dict(r50, act_type='relu', attention='ge'),
+                dict(r50, model='resnet50_v1b_aa', act_type='relu'),
+                dict(r50, model='resnet50_v1b_fa', act_type='relu'), r50],
+               ['model', 'act_type', 'attention'],
+               published={('resnet50_v1b', 'ChaATAC', None): 1 - 0.2141,
+                          ('resnet50_v1b_aa', 'relu', None): 1 - 0.2230,
+                          ('resnet50_v1b_fa', 'relu', None): 1 - 0.2240},
+               published_params={('resnet50_v1b', 'relu', None): 25.6e6,
+                                 ('resnet50_v1b', 'relu', 'se'): 28.1e6,
+                                 ('resnet50_v1b', 'relu', 'ge'): 33.7e6,
+                                 ('resnet50_v1b_aa', 'relu', None): 25.8e6,
+                                 ('resnet50_v1b_fa', 'relu', None): 18.0e6,
+                                 ('resnet50_v1b', 'ChaATAC', None): 28.0e6},
+               note='paper params: ResNet-50 25.6M, SE 28.1M, GE-theta+ 33.7M, AA 25.8M, '
+                    'FA 18.0M, ATAC 28.0M (AA and FA count trainable arrays only, 53k '
+                    'fewer than the saved arrays here); the AA and FA rows of the paper '
+                    'are their own papers\' (top-1 error 22.30 and 22.40; FA\'s is their '
+                    'attention-stem network, ours has the conv stem), its 3.86 GMACs '
+                    'baseline is ResNet-50 v1, ours is v1b (4.09G); AA and FA papers count '
+                    '2 FLOPs per multiply-add (8.3 and 7.2 GFLOPs)'),
     ]
     for preset in presets:
         for knobs in preset.variants:

@@ -6,10 +6,11 @@ from mxnet.gluon import nn
 
 from ..nn import get_activation, canonical_name, get_norm
 from ..nn.attention import get_attention, canonical_attention
+from ..nn.self_attention import SPATIAL_OPS, get_spatial_op
 from .config import IMAGENET_CONFIG, MODELS
 
 __all__ = ['BottleneckV1bAct', 'BasicBlockV1bAct', 'ActBlockFactory', 'resnet_v1b',
-           'RESNET_LAYERS']
+           'RESNET_LAYERS', 'SELF_ATTENTION_BASELINES']
 
 RESNET_LAYERS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3],
                  101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
@@ -104,20 +105,32 @@ class BottleneckV1bAct(nn.HybridBlock):
         Attention module gating the residual branch (after bn3, before the sum).
     attention_kwargs : dict, optional
         Options for :func:`gluon_atac.nn.attention.get_attention`.
+    spatial_op : str, optional
+        Self-attention layer in place of the 3x3 convolution (``'aa'``, ``'sasa'``; see
+        :func:`gluon_atac.nn.self_attention.get_spatial_op`); it keeps the name ``conv2``.
+    spatial_kwargs : dict, optional
+        Its options (``spatial``, ``heads`` ...).
     """
     expansion = 4
 
     def __init__(self, planes, strides=1, dilation=1, downsample=None, previous_dilation=1,
                  norm_layer=nn.BatchNorm, norm_kwargs=None, last_gamma=False,
                  act_type='relu', act_kwargs=None, attention=None, attention_kwargs=None,
-                 **kwargs):
+                 spatial_op=None, spatial_kwargs=None, **kwargs):
         super(BottleneckV1bAct, self).__init__(**kwargs)
         norm_kwargs = norm_kwargs or {}
         act_kwargs = dict(act_kwargs or {}, norm_layer=norm_layer, norm_kwargs=norm_kwargs)
         self.conv1 = nn.Conv2D(planes, 1, use_bias=False)
         self.bn1 = norm_layer(in_channels=planes, **norm_kwargs)
         self.relu1 = get_activation(act_type, planes, **act_kwargs)
-        self.conv2 = nn.Conv2D(planes, 3, strides, dilation, dilation, use_bias=False)
+        if spatial_op is None:
+            self.conv2 = nn.Conv2D(planes, 3, strides, dilation, dilation, use_bias=False)
+        elif dilation != 1:
+            raise ValueError('%s replaces an undilated 3x3 convolution; dilation %d is not '
+                             'supported' % (spatial_op, dilation))
+        else:
+            self.conv2 = get_spatial_op(spatial_op, planes, planes, strides=strides,
+                                        **(spatial_kwargs or {}))
         self.bn2 = norm_layer(in_channels=planes, **norm_kwargs)
         self.relu2 = get_activation(act_type, planes, **act_kwargs)
         self.conv3 = nn.Conv2D(planes * 4, 1, use_bias=False)
@@ -158,18 +171,28 @@ class ActBlockFactory(object):
     attention_kwargs : dict, optional
         Its options; ``spatial`` is filled in per stage from ``input_size``.
     input_size : int, default 224
-        Training resolution, which fixes GE's gather kernel (56/28/14/7 at 224).
+        Training resolution, which fixes GE's gather kernel (56/28/14/7 at 224) and the
+        map size of the self-attention layers.
     dilated : bool, default False
         Whether stages 3-4 keep stage 2's resolution (GluonCV's ``dilated``).
+    spatial_op : str, optional
+        Self-attention layer replacing the 3x3 convolution of the blocks of
+        ``spatial_stages`` (bottlenecks only).
+    spatial_kwargs : dict, optional
+        Its options; ``spatial`` is filled in per stage.
+    spatial_stages : tuple of int, default (1, 2, 3, 4)
     """
 
     def __init__(self, block, act_type, act_layers, act_kwargs, replace_act='relu',
-                 attention=None, attention_kwargs=None, input_size=224, dilated=False):
+                 attention=None, attention_kwargs=None, input_size=224, dilated=False,
+                 spatial_op=None, spatial_kwargs=None, spatial_stages=(1, 2, 3, 4)):
         self.block, self.expansion = block, block.expansion
         self.act_type, self.act_layers, self.replace_act = act_type, act_layers, replace_act
         self.act_kwargs = act_kwargs
         self.attention, self.attention_kwargs = attention, attention_kwargs or {}
         self.input_size, self.dilated = input_size, dilated
+        self.spatial_op, self.spatial_kwargs = spatial_op, spatial_kwargs or {}
+        self.spatial_stages = tuple(spatial_stages)
 
     def stage_act(self, stage):
         """Activation name of stage ``stage`` (1..4)."""
@@ -185,6 +208,10 @@ class ActBlockFactory(object):
     def __call__(self, planes, *args, **kwargs):
         stage = int(round(math.log2(planes // 64))) + 1
         attention_kwargs = dict(self.attention_kwargs, spatial=self.stage_spatial(stage))
+        if self.spatial_op is not None and stage in self.spatial_stages:
+            # Only bottlenecks take the option, so basic blocks keep their signature.
+            kwargs.update(spatial_op=self.spatial_op, spatial_kwargs=dict(
+                self.spatial_kwargs, spatial=self.stage_spatial(stage)))
         return self.block(planes, *args, act_type=self.stage_act(stage),
                           act_kwargs=self.act_kwargs, attention=self.attention,
                           attention_kwargs=attention_kwargs, **kwargs)
@@ -192,7 +219,8 @@ class ActBlockFactory(object):
 
 def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
                use_global=False, act_layers=2, replace_act='relu', act_kwargs=None,
-               attention=None, attention_kwargs=None, input_size=224, **kwargs):
+               attention=None, attention_kwargs=None, input_size=224, spatial_op=None,
+               spatial_kwargs=None, spatial_stages=(1, 2, 3, 4), **kwargs):
     """ResNet v1b/v1c/v1d with attentional activations in the deepest stages.
 
     Parameters
@@ -217,7 +245,16 @@ def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
     attention_kwargs : dict, optional
         Further attention options (``reduction``, default 16).
     input_size : int, default 224
-        Training resolution; only GE depends on it (its gather kernel spans each map).
+        Training resolution; GE (its gather kernel spans each map) and the self-attention
+        layers (fixed map sizes) depend on it.
+    spatial_op : {None, 'aa', 'sasa'}, default None
+        Self-attention in place of the bottlenecks' 3x3 convolutions: attention-augmented
+        convolution (AA-ResNet) or stand-alone local self-attention (FA-ResNet); see
+        :mod:`gluon_atac.nn.self_attention`. Needs ``num_layers >= 50``.
+    spatial_kwargs : dict, optional
+        Its options (``heads``, ``key_ratio``, ``value_ratio``, ``kernel_size``).
+    spatial_stages : tuple of int, default (1, 2, 3, 4)
+        Stages whose bottlenecks use ``spatial_op``.
     **kwargs
         Passed to GluonCV's ``ResNetV1b`` (``classes``, ``norm_layer``, ``norm_kwargs``,
         ``last_gamma``, ``deep_stem``, ``avg_down``, ``final_drop``, ``dilated`` ...).
@@ -229,11 +266,17 @@ def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
     canonical_name(replace_act)
     if attention is not None:
         canonical_attention(attention)
+    if spatial_op is not None:
+        SPATIAL_OPS.canonical(spatial_op)
+        if num_layers < 50:
+            raise ValueError('spatial_op replaces bottleneck convolutions; ResNet-%d has '
+                             'none' % num_layers)
     block = BottleneckV1bAct if num_layers >= 50 else BasicBlockV1bAct
     unit_kwargs = dict(act_kwargs or {}, r=r, use_relu=use_relu, use_global=use_global)
     factory = ActBlockFactory(block, act_type, act_layers, unit_kwargs, replace_act,
                               attention, attention_kwargs, input_size,
-                              kwargs.get('dilated', False))
+                              kwargs.get('dilated', False), spatial_op, spatial_kwargs,
+                              spatial_stages)
     if 'norm_layer' in kwargs:
         kwargs['norm_layer'] = get_norm(kwargs['norm_layer'])
     options = dict(_VARIANTS[variant], **kwargs)
@@ -244,7 +287,23 @@ def resnet_v1b(num_layers, variant='b', act_type='ChaATAC', r=2, use_relu=True,
                      name_prefix='resnetv1%s_' % variant, **options)
 
 
+# The papers' self-attention baselines (docs/paper.md, "Baselines"), plain ReLU networks:
+# AA-ResNet-50 augments the 3x3 convolutions of the last three stages with κ = 2υ = 0.2
+# and 8 heads (Bello et al.); FA-ResNet-50 replaces every bottleneck's 3x3 convolution by
+# 7x7 local self-attention with 8 heads and keeps the convolutional stem (Ramachandran
+# et al.'s conv-stem network).
+SELF_ATTENTION_BASELINES = {
+    'aa': dict(spatial_op='aa', spatial_stages=(2, 3, 4),
+               spatial_kwargs=dict(key_ratio=0.2, value_ratio=0.1, heads=8)),
+    'fa': dict(spatial_op='sasa', spatial_stages=(1, 2, 3, 4),
+               spatial_kwargs=dict(kernel_size=7, heads=8)),
+}
+
 for _depth in RESNET_LAYERS:
     for _variant in _VARIANTS:
         MODELS.register('resnet%d_v1%s' % (_depth, _variant),
                         functools.partial(resnet_v1b, _depth, _variant), config=IMAGENET_CONFIG)
+for _suffix, _options in SELF_ATTENTION_BASELINES.items():
+    MODELS.register('resnet50_v1b_%s' % _suffix,
+                    functools.partial(resnet_v1b, 50, 'b', act_type='relu', **_options),
+                    config=IMAGENET_CONFIG)

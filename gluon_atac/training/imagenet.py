@@ -48,7 +48,8 @@ from .engine.schedule import build_lr_scheduler
 __all__ = ['build_parser', 'parse_args', 'checkpoint_tag', 'run', 'main', 'KV_STORES']
 
 KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async', 'horovod')
-_V1B_FAMILY = re.compile(r'^resnet\d+_v1[bcd]$')
+# _aa and _fa: the self-attention baselines on the v1b host.
+_V1B_FAMILY = re.compile(r'^resnet\d+_v1[bcd](_aa|_fa)?$')
 _REC = os.path.join('~', '.mxnet', 'datasets', 'imagenet', 'rec')
 # The original spells ATAC this way in its file names.
 _TAG_SPELLING = {'chaatac': 'ChaATAC'}
@@ -178,7 +179,7 @@ def parse_args(argv=None):
         raise UsageError('--resume restores everything; drop --resume-params/-states/-epoch')
     hosts = [n for n in get_model_list() if _V1B_FAMILY.match(n)]
     if args.model.lower() not in hosts:
-        raise UsageError('--model must be a ResNet v1b/v1c/v1d: %s' % ', '.join(hosts))
+        raise UsageError('--model must be a ResNet v1b/v1c/v1d host: %s' % ', '.join(hosts))
     args.mode = 'hybrid' if args.mode == 'symbolic' else args.mode
     set_max_pixels(args.max_pixels)
     args.decay_epochs = decay_epochs(args)

@@ -71,8 +71,21 @@ def _gate_elementwise(block, shapes, inputs):
     return inner + outer + per_image(shapes[inputs[first]])
 
 
+def _batch_dot_macs(node, nodes, shape_of):
+    """Multiply-adds of one ``batch_dot``: every output element sums ``d`` products, ``d``
+    the contracted axis of the left operand. The graph is inferred for one image, so the
+    whole output counts, whatever the attention folded into its batch axis (heads,
+    positions)."""
+    lhs = shape_of(nodes, node['inputs'][0])
+    transposed = node.get('attrs', {}).get('transpose_a', 'False') in ('True', 'true', '1')
+    return int(np.prod(shape_of(nodes, node))) * int(lhs[-2] if transposed else lhs[-1])
+
+
 def count_flops(net, input_shape=(1, 3, 224, 224)):
-    """Multiply-adds of convolution and dense layers for one image (the GFlops column).
+    """Multiply-adds of convolution, dense and attention products for one image (the
+    GFlops column, in multiply-adds: the convention of the paper's ATAC rows; Bello et
+    al. and Ramachandran et al. count two FLOPs per multiply-add, so their numbers are
+    twice ours).
 
     Parameters
     ----------
@@ -83,7 +96,10 @@ def count_flops(net, input_shape=(1, 3, 224, 224)):
     Returns
     -------
     dict
-        ``macs``: multiply-adds of Convolution and FullyConnected layers; ``gate_ops``:
+        ``macs``: multiply-adds of Convolution and FullyConnected layers and of the
+        ``batch_dot`` products of self-attention (QK^T, attention x V, relative logits:
+        :mod:`gluon_atac.nn.self_attention`); softmax and other elementwise work is not
+        counted, as the papers do not count it; ``gate_ops``:
         elementwise operations inside ATAC units (BNs, ReLU, sigmoid, product), which the
         original's helper ignores and we report separately.
     """
@@ -94,11 +110,24 @@ def count_flops(net, input_shape=(1, 3, 224, 224)):
                    for name, s in zip(internals.list_outputs(), out_shapes)}
     arg_by_name = dict(zip(internals.list_arguments(), arg_shapes))
     nodes = json.loads(sym.tojson())['nodes']
+
+    def shape_of(nodes_, ref):
+        """Shape of a node (dict) or of an input reference ``[node, output, ...]``."""
+        if isinstance(ref, dict):
+            return out_by_name[ref['name']]
+        source = nodes_[ref[0]]
+        if source['op'] == 'null':
+            return arg_by_name[source['name']]
+        name = source['name']
+        return out_by_name.get(name, out_by_name.get('%s_output%d' % (name, ref[1])))
+
     macs = 0
     for node in nodes:
         if node['op'] in ('Convolution', 'FullyConnected'):
             weight = arg_by_name[nodes[node['inputs'][1][0]]['name']]
             macs += int(np.prod(out_by_name[node['name']][1:])) * int(np.prod(weight[1:]))
+        elif node['op'] == 'batch_dot':
+            macs += _batch_dot_macs(node, nodes, shape_of)
     inputs = {n['name']: nodes[n['inputs'][0][0]]['name'] for n in nodes if n['inputs']}
     gate_ops = sum(_gate_elementwise(b, out_by_name, inputs) for b in _blocks(net, ChaATAC))
     return {'macs': macs, 'gate_ops': gate_ops}

@@ -54,7 +54,7 @@ def test_imagenet_commands_parse(tmp_path):
     for name in ('imagenet', 'imagenet_attention'):
         for run in expand(name, str(tmp_path), data_dir='/data'):
             args = parse_imagenet(run.command('/repo', devices=(0, 1), resume_from='ck')[2:])
-            assert (args.model, args.gpus, args.resume) == ('resnet50_v1b', '0,1', 'ck')
+            assert (args.model, args.gpus, args.resume) == (run.knobs['model'], '0,1', 'ck')
             assert (args.act_type, args.attention) == (run.knobs['act_type'],
                                                        run.knobs['attention'])
             assert args.rec_val == '/data/val.rec'

@@ -75,10 +75,10 @@ def test_imagenet_rows_use_top1_error_and_published_params(tmp_path):
                 handle.write(json.dumps({'epoch': epoch, 'val_top1_err': err}) + '\n')
     text = build_report(str(tmp_path), log=lambda line: None)
     rows = [line.strip('| ').split(' | ') for line in text.splitlines()
-            if line.startswith('| ReLU') or line.startswith('| ATAC')]
-    assert rows[0][:3] == ['ReLU', 'SE', '1/1'] and rows[0][3] == '10.00'
+            if line.startswith('| resnet50_v1b ')]
+    assert rows[0][:4] == ['resnet50_v1b', 'ReLU', 'SE', '1/1'] and rows[0][4] == '10.00'
     assert rows[0][-1] == '28.1M' and rows[1][-1] == '28.0M'
-    assert rows[1][:5] == ['ATAC', '–', '1/1', '20.00', '78.59']
+    assert rows[1][:6] == ['resnet50_v1b', 'ATAC', '–', '1/1', '20.00', '78.59']
 
 
 def test_report_of_an_empty_folder_is_a_usage_error(tmp_path):
@@ -94,3 +94,21 @@ def test_report_command_prints_the_tables(report, capsys):
     out, err = capsys.readouterr()
     assert out.strip() == text.strip()
     assert 'report.md' in err
+
+
+def test_aa_and_fa_rows_show_their_papers_columns(tmp_path):
+    runs = expand('imagenet_attention', str(tmp_path), budget='smoke',
+                  only=['resnet50v1baa-*', 'resnet50v1bfa-*'])
+    assert [run.knobs['model'] for run in runs] == ['resnet50_v1b_aa', 'resnet50_v1b_fa']
+    for run in runs:
+        os.makedirs(run.dir)
+        _save_manifest(run, status='finished')
+        with open(os.path.join(run.dir, 'metrics.jsonl'), 'w') as handle:
+            handle.write(json.dumps({'epoch': 1, 'val_top1_err': 0.5}) + '\n')
+    text = build_report(str(tmp_path), log=lambda line: None)
+    rows = {line.strip('| ').split(' | ')[0]: line.strip('| ').split(' | ')
+            for line in text.splitlines() if line.startswith('| resnet50_v1b_')}
+    # model, act, attention, runs, accuracy, paper top-1, params, GMACs, paper params
+    assert rows['resnet50_v1b_aa'][5] == '77.70' and rows['resnet50_v1b_aa'][-1] == '25.8M'
+    assert rows['resnet50_v1b_fa'][5] == '77.60' and rows['resnet50_v1b_fa'][-1] == '18.0M'
+    assert float(rows['resnet50_v1b_fa'][7]) < float(rows['resnet50_v1b_aa'][7])

@@ -29,7 +29,8 @@ def test_model_list():
     for depth in (18, 34, 50, 101, 152):
         for v in 'bcd':
             assert 'resnet%d_v1%s' % (depth, v) in names
-    assert len(names) == 18 + 15
+    assert {'resnet50_v1b_aa', 'resnet50_v1b_fa'} <= set(names)  # the self-attention baselines
+    assert len(names) == 18 + 15 + 2
     assert set(KNOWN_COUNTS) <= set(names)
 
 
