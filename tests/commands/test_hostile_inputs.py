@@ -2,7 +2,6 @@
 and exit 2, never a traceback (issue 18, item 10): checkpoints, parameter files, model
 cards, ONNX files and a run's metrics."""
 import json
-import os
 import pickle
 import zipfile
 

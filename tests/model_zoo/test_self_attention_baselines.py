@@ -1,7 +1,5 @@
 """AA-ResNet-50 and FA-ResNet-50 on the v1b host: structure, counts against the papers,
 every entry point (get_model, summary, train_imagenet, hybridize, MXNet and ONNX export)."""
-import json
-
 import mxnet as mx
 import numpy as np
 import pytest
