@@ -131,15 +131,16 @@ class Registry:
             An option that no entry of the registry accepts.
         """
         entry = self.get(name)
+        if entry.options is None:
+            return entry.builder(*args, **kwargs)
         known = {opt for other in self._entries.values() for opt in (other.options or ())}
         unknown = set(kwargs) - known
-        if unknown and entry.options is not None:
+        if unknown:
             raise TypeError('unknown %s option(s) %s; known: %s'
                             % (self.kind, ', '.join(sorted(unknown)),
                                ', '.join(sorted(known))))
-        if entry.options is not None:
-            kwargs = {key: value for key, value in kwargs.items() if key in entry.options}
-        return entry.builder(*args, **kwargs)
+        return entry.builder(*args, **{key: value for key, value in kwargs.items()
+                                       if key in entry.options})
 
     def resolve(self, name_or_builder):
         """A builder given by name, or ``name_or_builder`` itself if it is not a string
