@@ -47,6 +47,16 @@ def _batch_iter(batches):
     return mx.io.NDArrayIter(data=data, batch_size=batches[0][0].shape[0])
 
 
+def _report_path(args):
+    return args.out + '-report.json'
+
+
+def _write_report(args, report):
+    """``PREFIX-report.json``, written whole or not at all."""
+    atomic_write(_report_path(args),
+                 lambda p: open(p, 'w').write(json.dumps(report, indent=2) + '\n'))
+
+
 def quantize_int8(net, calib_batches):
     """INT8 copy of ``net`` calibrated (naive min/max) on ``calib_batches``.
 
@@ -208,8 +218,7 @@ def export_onnx_checked(args, net, shape, card):
         print(line)
     checks = [report[name] for name in ('random', 'real') if name in report]
     report['passed'] = all(check['passed'] for check in checks)
-    atomic_write(args.out + '-report.json',
-                 lambda p: open(p, 'w').write(json.dumps(report, indent=2) + '\n'))
+    _write_report(args, report)
     for check in checks:
         if not check['passed']:
             raise UsageError('ONNX Runtime logits differ from MXNet by %.3g on %s images, '
@@ -217,7 +226,7 @@ def export_onnx_checked(args, net, shape, card):
                              'sensitivity %.3g, at least %.3g); see %s'
                              % (check['max_abs_diff'], check['checked_on'], check['tolerance'],
                                 args.tolerance, check['sensitivity'],
-                                check['sensitivity_floor'], args.out + '-report.json'))
+                                check['sensitivity_floor'], _report_path(args)))
     return report
 
 
@@ -270,8 +279,7 @@ def quantize_onnx_checked(args, report):
     figures.update(onnx=path, calibration_images=args.batch_size * len(calib),
                    max_drop=args.max_drop, passed=figures['accuracy_drop'] <= args.max_drop)
     report['int8'] = figures
-    atomic_write(args.out + '-report.json',
-                 lambda p: open(p, 'w').write(json.dumps(report, indent=2) + '\n'))
+    _write_report(args, report)
     print('ONNX Runtime INT8 vs float32 on %d images: top-1 %.4f vs %.4f (drop %+.4f), '
           'agreement %.4f, %.1f vs %.1f img/s (%.2fx)'
           % (figures['images'], figures['int8']['top1_acc'], figures['float32']['top1_acc'],
@@ -283,7 +291,7 @@ def quantize_onnx_checked(args, report):
         raise UsageError('INT8 refused: top-1 accuracy drops by %.4f on %d images of %s, '
                          'more than --max-drop %g; see %s'
                          % (figures['accuracy_drop'], figures['images'], args.calib_data,
-                            args.max_drop, args.out + '-report.json'))
+                            args.max_drop, _report_path(args)))
     return path
 
 
@@ -294,9 +302,8 @@ def _write_int8(args, net, shape):
     report['calibration_images'] = args.batch_size * len(batches[:args.calib_batches])
     print(_format(report))
     paths = export(int8, args.out, input_shape=shape)
-    atomic_write(args.out + '-report.json',
-                 lambda p: open(p, 'w').write(json.dumps(report, indent=2) + '\n'))
-    return report, paths + (args.out + '-report.json',)
+    _write_report(args, report)
+    return report, paths + (_report_path(args),)
 
 
 @cli_main
@@ -359,7 +366,7 @@ def main(argv=None):
         paths = (report['onnx'],)
         if args.quantize:
             paths += (quantize_onnx_checked(args, report),)
-        paths += (args.out + '-report.json',)
+        paths += (_report_path(args),)
     elif args.quantize:
         report, paths = _write_int8(args, net, shape)
     else:
