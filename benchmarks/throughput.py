@@ -24,8 +24,9 @@ MXNet deployment of ReLU; it is an inference graph, so those act types are left 
 
 ``--builds native,avx2`` measures each build of the native ATAC gate in a child process
 (a process loads one build): ``native`` as the machine builds it, ``avx2`` without AVX-512
-(``GLUON_ATAC_CXXFLAGS=-mno-avx512f``, what every CPU without AVX-512 gets), one after the
-other in the same run; each child times all act types interleaved, so its ratios compare
+(``GLUON_ATAC_CXXFLAGS=-mno-avx512f``, what every CPU without AVX-512 gets), ``avx2-cpu``
+the same with oneDNN held to AVX2 as well (``DNNL_MAX_CPU_ISA=AVX2``: the ReLU network and
+the convolutions then run as on a CPU without AVX-512), one after the other in the same run; each child times all act types interleaved, so its ratios compare
 its build with the same run's ReLU and Gluon graph.
 """
 import argparse
@@ -48,8 +49,12 @@ from gluon_atac.nn import set_fused  # noqa: E402
 GLUON_SUFFIX = '-gluon'
 MKLDNN_SUFFIX = '-mkldnn'
 BASELINES = ('relu', 'relu' + MKLDNN_SUFFIX)
-# Compiler flags of each build --builds can measure (appended to the defaults, build.py).
-BUILDS = {'native': '', 'avx2': '-mno-avx512f'}
+# Each build --builds can measure: compiler flags appended to the defaults (build.py), and
+# the environment of its child. oneDNN's DNNL_MAX_CPU_ISA caps the convolutions too, so
+# 'avx2-cpu' runs the whole network as a CPU without AVX-512 would, not just the gate.
+BUILDS = {'native': ('', {}),
+          'avx2': ('-mno-avx512f', {}),
+          'avx2-cpu': ('-mno-avx512f', {'DNNL_MAX_CPU_ISA': 'AVX2'})}
 
 
 def add_network_flags(p):
@@ -200,7 +205,8 @@ def measure_builds(args, argv):
     for name in args.builds:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, 'report.json')
-            env = dict(os.environ, GLUON_ATAC_CXXFLAGS=BUILDS[name])
+            flags, extra_env = BUILDS[name]
+            env = dict(os.environ, GLUON_ATAC_CXXFLAGS=flags, **extra_env)
             env.pop('GLUON_ATAC_FUSED', None)
             cmd = ([sys.executable, os.path.abspath(__file__)]
                    + without_options(argv, ('--json', '--profile', '--builds'))
@@ -211,7 +217,8 @@ def measure_builds(args, argv):
                 raise RuntimeError('build %s failed:\n%s' % (name, proc.stderr[-2000:]))
             with open(path) as f:
                 out[name] = json.load(f)
-        out[name]['build_flags'] = BUILDS[name]
+        out[name]['build_flags'] = BUILDS[name][0]
+        out[name]['build_env'] = BUILDS[name][1]
     return out
 
 
@@ -304,7 +311,9 @@ def main(argv=None):
                              % (', '.join(sorted(unknown)), ', '.join(sorted(BUILDS))))
         report = {'builds': measure_builds(args, argv)}
         for name, sub in report['builds'].items():
-            print('## build %s (GLUON_ATAC_CXXFLAGS=%r)' % (name, sub['build_flags']))
+            print('## build %s (GLUON_ATAC_CXXFLAGS=%r%s)'
+                  % (name, sub['build_flags'],
+                     ''.join(', %s=%s' % kv for kv in sub['build_env'].items())))
             print_report(sub)
         if args.json:
             with open(args.json, 'w') as f:
@@ -317,6 +326,8 @@ def main(argv=None):
               'input_size': args.input_size, 'ctx': str(ctx), 'r': args.r,
               'act_layers': args.act_layers,
               'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
+              # set: oneDNN's convolutions are held to that instruction set
+              'dnnl_max_cpu_isa': os.environ.get('DNNL_MAX_CPU_ISA'),
               'windows': args.windows, 'iters': args.iters,
               'throughput': measure(args, ctx)}
     library = ops.load()
@@ -335,9 +346,10 @@ def main(argv=None):
 
 def print_report(report):
     """Human-readable table of ``report``."""
-    print('%s  batch %d  input %d  %s  OMP_NUM_THREADS=%s  native gate: %s' % (
+    print('%s  batch %d  input %d  %s  OMP_NUM_THREADS=%s  native gate: %s  oneDNN: %s' % (
         report['model'], report['batch_size'], report['input_size'], report['ctx'],
-        report['omp_num_threads'], report.get('native_gate') or 'off'))
+        report['omp_num_threads'], report.get('native_gate') or 'off',
+        report.get('dnnl_max_cpu_isa') or 'all instruction sets'))
     for mode, rows in report['throughput'].items():
         for act, row in rows.items():
             ratio = ''

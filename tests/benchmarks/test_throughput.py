@@ -49,12 +49,17 @@ def test_builds_measure_the_avx2_library_next_to_relu_on_onednn(bench, tmp_path,
     out = tmp_path / 'builds.json'
     bench['main'](['--model', 'cifar_resnet8_v2', '--act-types', 'relu,relu-mkldnn,chaatac',
                    '--batch-size', '2', '--input-size', '8', '--warmup', '1', '--windows', '2',
-                   '--iters', '1', '--no-memory', '--builds', 'avx2', '--json', str(out)])
+                   '--iters', '1', '--no-memory', '--builds', 'avx2,avx2-cpu',
+                   '--json', str(out)])
     report = json.loads(out.read_text())
-    assert set(report['builds']) == {'avx2'}
+    assert set(report['builds']) == {'avx2', 'avx2-cpu'}
     child = report['builds']['avx2']
     # the child loaded the library built without AVX-512, not this process's build
     assert child['build_flags'] == '-mno-avx512f' and child['native_gate'] == 'avx2'
+    assert child['dnnl_max_cpu_isa'] == os.environ.get('DNNL_MAX_CPU_ISA')
+    # avx2-cpu: the same library, and oneDNN held to AVX2 in that child only
+    cpu = report['builds']['avx2-cpu']
+    assert cpu['native_gate'] == 'avx2' and cpu['dnnl_max_cpu_isa'] == 'AVX2'
     infer, train = child['throughput']['infer'], child['throughput']['train']
     assert set(infer) == {'relu', 'relu-mkldnn', 'chaatac'}
     assert set(train) == {'relu', 'chaatac'}  # the oneDNN subgraph graph is inference only
@@ -65,6 +70,8 @@ def test_builds_measure_the_avx2_library_next_to_relu_on_onednn(bench, tmp_path,
         assert 0 < q1 <= q2 <= q3
     printed = capsys.readouterr().out
     assert "## build avx2 (GLUON_ATAC_CXXFLAGS='-mno-avx512f')" in printed
+    assert "## build avx2-cpu (GLUON_ATAC_CXXFLAGS='-mno-avx512f', DNNL_MAX_CPU_ISA=AVX2)" in printed
+    assert 'oneDNN: AVX2' in printed
     assert 'native gate: avx2' in printed and 'vs relu-mkldnn' in printed
 
 
