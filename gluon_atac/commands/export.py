@@ -230,21 +230,25 @@ def export_onnx_checked(args, net, shape, card):
     return report
 
 
-def _calib_batches(args):
-    """Equal-sized batches of ``--calib-data`` under the model card's preprocessing."""
+def _real_batches(args):
+    """Every batch of ``--calib-data`` under the model card's preprocessing (the last one
+    may be smaller)."""
     if not args.calib_data:
         raise UsageError('--quantize int8 needs --calib-data (real images to calibrate on)')
     if args.calib_batches < 1:
         raise UsageError('--calib-batches must be >= 1')
+    return list(image_batches(args.calib_data, args.trained.preprocessing, args.batch_size,
+                              args.num_workers, args.calib_data_idx))
+
+
+def _calib_batches(batches, args):
+    """The batches of ``--batch-size`` images among ``batches``."""
     # Equal batch sizes keep the calibration iterator and the static shapes simple.
-    batches = [b for b in image_batches(args.calib_data, args.trained.preprocessing,
-                                        args.batch_size, args.num_workers,
-                                        args.calib_data_idx)
-               if b[0].shape[0] == args.batch_size]
-    if not batches:
+    equal = [b for b in batches if b[0].shape[0] == args.batch_size]
+    if not equal:
         raise UsageError('--calib-data has fewer images than --batch-size %d'
                          % args.batch_size)
-    return batches
+    return equal
 
 
 def quantize_onnx_checked(args, report):
@@ -270,12 +274,15 @@ def quantize_onnx_checked(args, report):
         The top-1 accuracy drops by more than ``--max-drop`` (the INT8 file is removed,
         the report kept).
     """
-    batches = _calib_batches(args)
-    calib = batches[:args.calib_batches]
+    batches = _real_batches(args)
+    calib = _calib_batches(batches, args)[:args.calib_batches]
     path = quantize_static_int8(report['onnx'], args.out + '-int8.onnx',
                                 [x.asnumpy() for x, _ in calib])
+    # A model with a fixed batch axis runs whole batches only; a dynamic one scores every
+    # image, the last short batch included.
+    scored = batches if args.dynamic_batch else _calib_batches(batches, args)
     figures = compare_sessions(onnx_session(report['onnx']), onnx_session(path),
-                               [(x.asnumpy(), y.asnumpy()) for x, y in batches])
+                               [(x.asnumpy(), y.asnumpy()) for x, y in scored])
     figures.update(onnx=path, calibration_images=args.batch_size * len(calib),
                    max_drop=args.max_drop, passed=figures['accuracy_drop'] <= args.max_drop)
     report['int8'] = figures
@@ -296,7 +303,7 @@ def quantize_onnx_checked(args, report):
 
 
 def _write_int8(args, net, shape):
-    batches = _calib_batches(args)
+    batches = _calib_batches(_real_batches(args), args)
     int8 = quantize_int8(net, batches[:args.calib_batches])
     report = compare(net, int8, batches)
     report['calibration_images'] = args.batch_size * len(batches[:args.calib_batches])

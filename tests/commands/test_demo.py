@@ -178,6 +178,19 @@ def test_onnx_int8_is_static_qdq_calibrated_on_the_cards_preprocessing(demo, dig
     assert 'wrote %s-int8.onnx' % prefix in out
 
 
+@pytest.mark.parametrize('dynamic, scored', [('yes', DIGITS), ('no', 32)])
+def test_onnx_int8_scores_every_image_its_batch_axis_allows(demo, digit_folder, tmp_path,
+                                                            dynamic, scored):
+    # 40 digits in batches of 16: whole batches calibrate; a dynamic batch axis also
+    # scores the short last batch, a fixed one cannot run it.
+    report = export(['--params', str(demo[0] / 'out' / 'chaatac' / 'best.params'), '--out',
+                     str(tmp_path / 'q'), '--format', 'onnx', '--quantize', 'int8',
+                     '--calib-data', str(digit_folder), '--batch-size', '16',
+                     '--calib-batches', '2', '--max-drop', '1', '--dynamic-batch', dynamic])
+    assert report['int8']['images'] == scored
+    assert report['int8']['calibration_images'] == 32
+
+
 def test_onnx_int8_beyond_max_drop_is_refused_in_one_line(demo, digit_folder, tmp_path,
                                                           capsys):
     root = demo[0]
