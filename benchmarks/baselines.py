@@ -135,9 +135,7 @@ def main(argv=None):
         report['train_peak_rss_mb'] = memory(
             args, throughput.without_options(argv, ('--json',)))
     print(table(report))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=2)
+    throughput.save_report(args.json, report)
     return report
 
 

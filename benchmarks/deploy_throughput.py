@@ -25,7 +25,6 @@ Examples
         --act-layers 2 --batch-size 16 --iters 3 --mkldnn --int8
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.join(_HERE, os.pardir)]
-from throughput import add_network_flags, build, quartiles  # noqa: E402  (paths set up above)
+from throughput import add_network_flags, build, quartiles, save_report  # noqa: E402  (paths set up above)
 from gluon_atac import get_model_config  # noqa: E402
 from gluon_atac.commands.export import quantize_int8  # noqa: E402
 from gluon_atac.nn import gluon_graph  # noqa: E402
@@ -183,9 +182,7 @@ def main(argv=None):
                 continue
             for key, (q1, q2, q3) in row['vs_relu'].items():
                 print('  %-10s %-34s %.3f (%.3f-%.3f)' % (act, key, q2, q1, q3))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=2)
+    save_report(args.json, report)
     return report
 
 

@@ -222,6 +222,13 @@ def measure_builds(args, argv):
     return out
 
 
+def save_report(path, report):
+    """``report`` as indented JSON at ``path``, if a path was given (``--json``)."""
+    if path:
+        with open(path, 'w') as f:
+            json.dump(report, f, indent=2)
+
+
 def quartiles(values):
     """First quartile, median and third quartile of ``values``."""
     if len(values) < 2:
@@ -315,9 +322,7 @@ def main(argv=None):
                   % (name, sub['build_flags'],
                      ''.join(', %s=%s' % kv for kv in sub['build_env'].items())))
             print_report(sub)
-        if args.json:
-            with open(args.json, 'w') as f:
-                json.dump(report, f, indent=2)
+        save_report(args.json, report)
         return report
     if args.rss_probe:
         rss_probe(args, ctx)
@@ -338,9 +343,7 @@ def main(argv=None):
     print_report(report)
     if args.profile:
         profile(args, ctx, args.profile)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=2)
+    save_report(args.json, report)
     return report
 
 

@@ -143,7 +143,7 @@ def _publish(tmp, path, text):
     os.replace(tmp_record, _record_path(path))
 
 
-def build_library(path=None, compiler=None):
+def build_library(path=None, compiler=None, source=SOURCE):
     """Compile the fused-gate library to ``path`` (default :func:`library_path`).
 
     The build writes to a temporary file, renames it and then writes its build record
@@ -155,6 +155,9 @@ def build_library(path=None, compiler=None):
         Destination of the library.
     compiler : str, optional
         C++ compiler; default ``$CXX`` or ``g++``.
+    source : str, optional
+        The operator's C++ source; default this package's (another one is a variant under
+        test, see ``benchmarks/gate_ab.py``).
 
     Returns
     -------
@@ -177,7 +180,7 @@ def build_library(path=None, compiler=None):
     flags = compiler_flags()
     cmd = [compiler] + flags + [
         '-I', os.path.join(mxdir, 'include', 'mxnet'), '-I', os.path.join(mxdir, 'include'),
-        SOURCE, os.path.join(mxdir, 'src', 'lib_api.cc'), '-o', tmp]
+        source, os.path.join(mxdir, 'src', 'lib_api.cc'), '-o', tmp]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
