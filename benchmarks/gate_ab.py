@@ -19,6 +19,7 @@ Example
 """
 import argparse
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -48,12 +49,14 @@ def renamed_source(source, tag, workdir):
     return renamed
 
 
-def load_variant(renamed, tag, workdir):
-    """Compile and load a renamed source; the name of its operator."""
+def load_variant(renamed, tag, workdir, cxxflags):
+    """Compile (the package's flags, then ``cxxflags``) and load a renamed source; the
+    name of its operator and the instruction set it was built for."""
     path = ops_build.build_library(os.path.join(workdir, 'libatac_gate_%s.so' % tag),
-                                   source=renamed)
+                                   source=renamed,
+                                   flags=ops_build.FLAGS + shlex.split(cxxflags))
     mx.library.load(path, verbose=False)
-    return 'atac_gate_' + tag
+    return 'atac_gate_' + tag, ops_build.library_isa(path)
 
 
 def network(args, op, ctx):
@@ -88,13 +91,14 @@ def main(argv=None):
     config = get_model_config(args.model)
     args.input_size = args.input_size or config.input_size
     args.classes = args.classes or config.classes
-    os.environ['GLUON_ATAC_CXXFLAGS'] = args.cxxflags
     ctx = mx.cpu()
     with tempfile.TemporaryDirectory() as workdir:
         # both checked before either is compiled
         sources = {tag: renamed_source(src, tag, workdir)
                    for tag, src in (('a', args.a), ('b', args.b))}
-        ops = {tag: load_variant(src, tag, workdir) for tag, src in sources.items()}
+        built = {tag: load_variant(src, tag, workdir, args.cxxflags)
+                 for tag, src in sources.items()}
+        ops = {tag: op for tag, (op, _) in built.items()}
         runners = {tag: Runner(args, args.act_types[0], ctx, net=network(args, op, ctx))
                    for tag, op in ops.items()}
         runners['b'].x, runners['b'].y = runners['a'].x, runners['a'].y
@@ -110,15 +114,17 @@ def main(argv=None):
     ratios = [b / a for a, b in zip(seconds['a'], seconds['b'])]
     report = {'model': args.model, 'act_type': args.act_types[0], 'mode': args.mode,
               'batch_size': args.batch_size, 'cxxflags': args.cxxflags,
+              'isa': built['a'][1],
               'a': os.path.abspath(args.a), 'b': os.path.abspath(args.b),
               'max_abs_output_diff': diff, 'output_scale': scale,
               'images_per_s': {tag: args.iters * args.batch_size / statistics.median(s)
                                for tag, s in seconds.items()},
               'b_over_a_time_quartiles': quartiles(ratios)}
     q1, q2, q3 = report['b_over_a_time_quartiles']
-    print('%s %s batch %d, %s: outputs differ by at most %.3g (scale %.3g); A %.1f img/s, '
-          'B %.1f img/s; B/A time %.3f (paired windows %.3f-%.3f)'
-          % (args.model, args.act_types[0], args.batch_size, args.mode, diff, scale,
+    print('%s %s batch %d, %s, %s builds: outputs differ by at most %.3g (scale %.3g); '
+          'A %.1f img/s, B %.1f img/s; B/A time %.3f (paired windows %.3f-%.3f)'
+          % (args.model, args.act_types[0], args.batch_size, args.mode, report['isa'], diff,
+             scale,
              report['images_per_s']['a'], report['images_per_s']['b'], q2, q1, q3))
     save_report(args.json, report)
     return report

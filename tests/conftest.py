@@ -5,6 +5,8 @@ The data sets are session fixtures: each pytest-xdist worker writes each one onc
 only read them; a test that damages files copies them (or writes its own) first.
 """
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -108,15 +110,16 @@ def horovodrun():
     where no such line exists and Horovod still does not import, so a test never skips
     silently on a machine where the build succeeded.
     """
-    import sys
-
     off = os.path.join(sys.prefix, 'horovod-unavailable')
     if os.path.isfile(off):
         with open(off) as handle:
             pytest.skip(handle.read().strip())
-    try:
-        import horovod.mxnet  # noqa: F401 -- only whether it imports
-    except ImportError as err:
+    # Asked in a child: once horovod.mxnet is imported, a process cannot load the native
+    # gate's library any more (SIGFPE), and later tests on this worker would.
+    probe = subprocess.run([sys.executable, '-c', 'import horovod.mxnet'],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if probe.returncode != 0:
+        last = (probe.stdout.strip().splitlines() or ['no output'])[-1]
         pytest.fail('horovod.mxnet does not import (%s), yet `make venv` recorded no failed '
-                    'build in %s: run make venv' % (err, off))
+                    'build in %s: run make venv' % (last, off))
     return os.path.join(os.path.dirname(sys.executable), 'horovodrun')

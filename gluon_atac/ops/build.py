@@ -143,7 +143,7 @@ def _publish(tmp, path, text):
     os.replace(tmp_record, _record_path(path))
 
 
-def build_library(path=None, compiler=None, source=SOURCE):
+def build_library(path=None, compiler=None, source=SOURCE, flags=None):
     """Compile the fused-gate library to ``path`` (default :func:`library_path`).
 
     The build writes to a temporary file, renames it and then writes its build record
@@ -158,6 +158,8 @@ def build_library(path=None, compiler=None, source=SOURCE):
     source : str, optional
         The operator's C++ source; default this package's (another one is a variant under
         test, see ``benchmarks/gate_ab.py``).
+    flags : list of str, optional
+        Compiler flags; default :func:`compiler_flags`.
 
     Returns
     -------
@@ -177,7 +179,7 @@ def build_library(path=None, compiler=None, source=SOURCE):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix='.so', dir=os.path.dirname(path))
     os.close(fd)
-    flags = compiler_flags()
+    flags = compiler_flags() if flags is None else flags
     cmd = [compiler] + flags + [
         '-I', os.path.join(mxdir, 'include', 'mxnet'), '-I', os.path.join(mxdir, 'include'),
         source, os.path.join(mxdir, 'src', 'lib_api.cc'), '-o', tmp]

@@ -182,3 +182,25 @@ def test_a_rank_killed_mid_epoch_stops_the_job(tiny_imagenet, horovodrun, tmp_pa
     print('job exited %d, %.1f s after the kill' % (job.returncode, stopped))
     assert stopped < 60
     assert leftover == [], ''.join(lines)
+
+
+def test_the_native_gate_loads_in_a_horovod_job(horovodrun):
+    # Once horovod.mxnet is imported, mx.library.load kills the process with SIGFPE, and
+    # ATAC units load the gate's library on first use: the Horovod kvstore loads it first.
+    # In a child, so that a crash cannot take this worker with it.
+    code = ("import mxnet as mx\n"
+            "import gluon_atac as ga\n"
+            "from gluon_atac import ops\n"
+            "from gluon_atac.training.engine.distributed import create_kvstore\n"
+            "kv = create_kvstore('horovod')\n"
+            "net = ga.get_model('cifar_resnet8_v2', act_type='chaatac')\n"
+            "net.initialize()\n"
+            "print(kv.type, ops.load() is not None, net(mx.nd.ones((2, 3, 32, 32))).shape)\n")
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    env.pop('GLUON_ATAC_FUSED', None)
+    proc = subprocess.run([sys.executable, '-c', code], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from gluon_atac import ops
+    assert proc.stdout.split()[:2] == ['horovod', str(ops.load() is not None)]
+    assert proc.stdout.strip().endswith('(2, 10)')

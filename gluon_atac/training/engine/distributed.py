@@ -8,6 +8,7 @@ import traceback
 
 import mxnet as mx
 
+from ... import ops
 from ...errors import UsageError
 
 __all__ = ['HOROVOD_INSTALL', 'HorovodJob', 'create_kvstore', 'is_distributed',
@@ -80,6 +81,11 @@ def create_kvstore(kind):
         ``horovod`` where Horovod is not installed.
     """
     if kind == 'horovod':
+        # After horovod.mxnet is imported, MXNet can no longer load a custom-operator
+        # library: mx.library.load kills the process with SIGFPE (MXNet 1.9.1, Horovod
+        # 0.28.1). The ATAC units load the native gate's library on first use, so it is
+        # loaded here, before Horovod.
+        ops.load()
         try:
             import horovod.mxnet as hvd
         except ImportError as err:
