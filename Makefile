@@ -42,9 +42,11 @@ horovod:
 
 # One pytest worker per core, each operator on one thread: two threads per operator on a
 # busy core spin in OpenMP barriers and run ten times slower. A test module runs on one
-# worker, so its module fixtures (the native-gate compile, for one) are built once.
+# worker, so its module fixtures (the native-gate compile, for one) are built once. A
+# worker that dies (a crash in native code) is not replaced: the run fails with the test it
+# was running named, where a replacement worker once left make test waiting for good.
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(NPROC) --dist loadfile tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(NPROC) --dist loadfile --max-worker-restart=0 tests
 
 demo: $(STAMP)
 	$(PY) -m gluon_atac.demo --out runs/demo
