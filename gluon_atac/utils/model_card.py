@@ -25,6 +25,7 @@ import os
 
 from ..data.preprocessing import PREPROCESSED_DATASETS
 from ..model_zoo.config import MODELS
+from .fields import shown, whole_number
 
 __all__ = ['CARD_FORMAT', 'CARD_NAME', 'ModelCardError', 'card_path', 'make_card',
            'write_model_card', 'write_card', 'read_model_card', 'find_model_card',
@@ -141,14 +142,6 @@ def write_model_card(save_dir, model_name, options, classes, dataset, preprocess
     return write_card(os.path.join(save_dir, CARD_NAME), card)
 
 
-def _count(low, high):
-    def check(value):
-        if type(value) is not int or not low <= value <= high:
-            return 'a whole number in %d..%d' % (low, high)
-        return None
-    return check
-
-
 def _kind(kinds, wanted):
     def check(value):
         return None if type(value) in kinds else wanted
@@ -184,20 +177,17 @@ _TEXT = _kind((str,), 'a string')
 _TEXT_OR_NULL = _kind((str, type(None)), 'a string or null')
 _FLAG = _kind((bool,), 'true or false')
 # Options get_model takes from every card, by type; others must be JSON scalars.
-_OPTION_CHECKS = {'act_type': _TEXT, 'r': _count(1, 4096), 'use_relu': _FLAG,
-                  'use_global': _FLAG, 'act_layers': _count(0, 64),
+_OPTION_CHECKS = {'act_type': _TEXT, 'r': whole_number(1, 4096), 'use_relu': _FLAG,
+                  'use_global': _FLAG, 'act_layers': whole_number(0, 64),
                   'attention': _TEXT_OR_NULL}
 _SCALAR = _kind((str, int, float, bool, type(None)), 'a string, number, boolean or null')
-_PREPROCESSING_CHECKS = {'input_size': _count(1, MAX_SIDE), 'resize': _choice(('short', 'exact')),
-                         'resize_to': _count(1, MAX_SIDE), 'crop': _count(1, MAX_SIDE),
-                         'pad': _count(0, MAX_SIDE), 'grayscale': _FLAG, 'mean': _triple,
+_PREPROCESSING_CHECKS = {'input_size': whole_number(1, MAX_SIDE),
+                         'resize': _choice(('short', 'exact')),
+                         'resize_to': whole_number(1, MAX_SIDE),
+                         'crop': whole_number(1, MAX_SIDE),
+                         'pad': whole_number(0, MAX_SIDE), 'grayscale': _FLAG, 'mean': _triple,
                          'std': _positive_triple}
 _OPTIONAL_PREPROCESSING = {'crop_ratio': _ratio}
-
-
-def _shown(value):
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + '...'
 
 
 def _check_fields(fields, checks, optional, what, where):
@@ -212,7 +202,7 @@ def _check_fields(fields, checks, optional, what, where):
         reason = dict(optional, **checks)[key](value)
         if reason:
             raise ModelCardError('model card %s: %s%s is %s, not %s'
-                                 % (where, what, key, _shown(value), reason))
+                                 % (where, what, key, shown(value), reason))
 
 
 def check_card(card, where):
@@ -240,7 +230,7 @@ def check_card(card, where):
     """
     checks = {'model': lambda v: None if isinstance(v, str) and v in MODELS else
               'a registered model name',
-              'classes': _count(1, MAX_CLASSES), 'dataset': _choice(PREPROCESSED_DATASETS),
+              'classes': whole_number(1, MAX_CLASSES), 'dataset': _choice(PREPROCESSED_DATASETS),
               'gluon_atac_version': _TEXT_OR_NULL, 'format': _TEXT,
               'options': _kind((dict,), 'an object'),
               'preprocessing': _kind((dict,), 'an object')}

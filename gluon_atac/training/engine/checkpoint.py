@@ -20,6 +20,7 @@ import mxnet as mx
 
 from ...errors import CheckpointError, WriteError, one_line
 from ...model_zoo import load_parameters
+from ...utils.fields import shown, whole_number
 
 __all__ = ['atomic_write', 'save_checkpoint', 'load_checkpoint', 'is_checkpoint',
            'pause_point', 'PARTIAL_SUFFIX', 'check_state', 'count', 'number', 'optional',
@@ -202,11 +203,7 @@ def save_checkpoint(path, net, trainer, state):
 def count(maximum=MAX_EPOCHS):
     """A check of :func:`check_state`: a whole number in ``0..maximum`` (not a bool, not a
     string, not a float)."""
-    def check(value):
-        if type(value) is not int or not 0 <= value <= maximum:
-            return 'a whole number in 0..%d' % maximum
-        return None
-    return check
+    return whole_number(0, maximum)
 
 
 def number(low, high):
@@ -230,11 +227,6 @@ def optional(check):
         reason = None if value is None else check(value)
         return reason and reason + ' or null'
     return either
-
-
-def _shown(value):
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + '...'
 
 
 def check_state(state, checks, path):
@@ -268,7 +260,7 @@ def check_state(state, checks, path):
         reason = check(state[name])
         if reason:
             raise CheckpointError('checkpoint %s is not usable: its %s is %s, not %s'
-                                  % (path, name, _shown(state[name]), reason))
+                                  % (path, name, shown(state[name]), reason))
     return state
 
 
@@ -334,7 +326,7 @@ def _check_trainer(path, meta, arrays):
         raise bad('section lacks num_update, update_counts or layout')
     reason = count(_MAX_UPDATES)(meta['num_update'])
     if reason:
-        raise bad('num_update is %s, not %s' % (_shown(meta['num_update']), reason))
+        raise bad('num_update is %s, not %s' % (shown(meta['num_update']), reason))
     counts = meta['update_counts']
     if not isinstance(counts, dict) or any(count(_MAX_UPDATES)(c) for c in counts.values()):
         raise bad('update_counts are not whole numbers in 0..%d' % _MAX_UPDATES)
