@@ -233,10 +233,6 @@ def export_onnx_checked(args, net, shape, card):
 def _real_batches(args):
     """Every batch of ``--calib-data`` under the model card's preprocessing (the last one
     may be smaller)."""
-    if not args.calib_data:
-        raise UsageError('--quantize int8 needs --calib-data (real images to calibrate on)')
-    if args.calib_batches < 1:
-        raise UsageError('--calib-batches must be >= 1')
     return list(image_batches(args.calib_data, args.trained.preprocessing, args.batch_size,
                               args.num_workers, args.calib_data_idx))
 
@@ -275,12 +271,13 @@ def quantize_onnx_checked(args, report):
         the report kept).
     """
     batches = _real_batches(args)
-    calib = _calib_batches(batches, args)[:args.calib_batches]
+    whole = _calib_batches(batches, args)
+    calib = whole[:args.calib_batches]
     path = quantize_static_int8(report['onnx'], args.out + '-int8.onnx',
                                 [x.asnumpy() for x, _ in calib])
     # A model with a fixed batch axis runs whole batches only; a dynamic one scores every
     # image, the last short batch included.
-    scored = batches if args.dynamic_batch else _calib_batches(batches, args)
+    scored = batches if args.dynamic_batch else whole
     figures = compare_sessions(onnx_session(report['onnx']), onnx_session(path),
                                [(x.asnumpy(), y.asnumpy()) for x, y in scored])
     figures.update(onnx=path, calibration_images=args.batch_size * len(calib),
@@ -359,9 +356,11 @@ def main(argv=None):
         require_onnx()
         if args.quantize:
             require_quantization()
-            if not args.calib_data:
-                raise UsageError('--quantize int8 needs --calib-data (real images to '
-                                 'calibrate on)')
+    # Both formats' INT8 need real images; refused before anything is built or written.
+    if args.quantize and not args.calib_data:
+        raise UsageError('--quantize int8 needs --calib-data (real images to calibrate on)')
+    if args.quantize and args.calib_batches < 1:
+        raise UsageError('--calib-batches must be >= 1')
     # Every later step reads the resolved network.
     args.trained = resolve(args)
     net = args.trained.load(mx.cpu())
