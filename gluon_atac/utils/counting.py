@@ -71,14 +71,14 @@ def _gate_elementwise(block, shapes, inputs):
     return inner + outer + per_image(shapes[inputs[first]])
 
 
-def _batch_dot_macs(node, nodes, shape_of):
+def _batch_dot_macs(node, shape_of):
     """Multiply-adds of one ``batch_dot``: every output element sums ``d`` products, ``d``
     the contracted axis of the left operand. The graph is inferred for one image, so the
     whole output counts, whatever the attention folded into its batch axis (heads,
     positions)."""
-    lhs = shape_of(nodes, node['inputs'][0])
+    lhs = shape_of(node['inputs'][0])
     transposed = node.get('attrs', {}).get('transpose_a', 'False') in ('True', 'true', '1')
-    return int(np.prod(shape_of(nodes, node))) * int(lhs[-2] if transposed else lhs[-1])
+    return int(np.prod(shape_of(node))) * int(lhs[-2] if transposed else lhs[-1])
 
 
 def count_flops(net, input_shape=(1, 3, 224, 224)):
@@ -111,11 +111,11 @@ def count_flops(net, input_shape=(1, 3, 224, 224)):
     arg_by_name = dict(zip(internals.list_arguments(), arg_shapes))
     nodes = json.loads(sym.tojson())['nodes']
 
-    def shape_of(nodes_, ref):
+    def shape_of(ref):
         """Shape of a node (dict) or of an input reference ``[node, output, ...]``."""
         if isinstance(ref, dict):
             return out_by_name[ref['name']]
-        source = nodes_[ref[0]]
+        source = nodes[ref[0]]
         if source['op'] == 'null':
             return arg_by_name[source['name']]
         name = source['name']
@@ -127,7 +127,7 @@ def count_flops(net, input_shape=(1, 3, 224, 224)):
             weight = arg_by_name[nodes[node['inputs'][1][0]]['name']]
             macs += int(np.prod(out_by_name[node['name']][1:])) * int(np.prod(weight[1:]))
         elif node['op'] == 'batch_dot':
-            macs += _batch_dot_macs(node, nodes, shape_of)
+            macs += _batch_dot_macs(node, shape_of)
     inputs = {n['name']: nodes[n['inputs'][0][0]]['name'] for n in nodes if n['inputs']}
     gate_ops = sum(_gate_elementwise(b, out_by_name, inputs) for b in _blocks(net, ChaATAC))
     return {'macs': macs, 'gate_ops': gate_ops}
