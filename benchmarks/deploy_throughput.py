@@ -37,7 +37,8 @@ import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.join(_HERE, os.pardir)]
-from throughput import add_network_flags, build, quartiles, save_report  # noqa: E402  (paths set up above)
+from throughput import (add_network_flags, build, quartiles,  # noqa: E402 (paths above)
+                        save_report)
 from gluon_atac import get_model_config  # noqa: E402
 from gluon_atac.commands.export import quantize_int8  # noqa: E402
 from gluon_atac.nn import gluon_graph  # noqa: E402
@@ -64,6 +65,11 @@ def runtimes(args):
     """Names of the runtimes measured, in the order their windows run."""
     names = ['mxnet'] + (['mxnet-mkldnn'] if args.mkldnn else []) + ['onnxruntime']
     return names + (['mxnet-int8', 'onnxruntime-int8'] if args.int8 else [])
+
+
+def speed_key(runtime):
+    """The report's key of a runtime's images/s, e.g. ``mxnet_int8_images_per_s``."""
+    return runtime.replace('-', '_') + '_images_per_s'
 
 
 def runners(args, act, tmp):
@@ -122,8 +128,7 @@ def measure(args):
                         'windows': {r: windows[act, r] for r in runtimes(args)}}
         for runtime in runtimes(args)[1:]:
             if runtime != 'onnxruntime':
-                results[act][runtime.replace('-', '_') + '_images_per_s'] = statistics.median(
-                    windows[act, runtime])
+                results[act][speed_key(runtime)] = statistics.median(windows[act, runtime])
     if 'relu' in args.act_types:
         # every runtime of every act type against each ReLU deployment, window by window
         for act in args.act_types:
@@ -173,8 +178,7 @@ def main(argv=None):
                                                row['onnx_over_mxnet'], q1, q3))
         for runtime in runtimes(args)[1:]:
             if runtime != 'onnxruntime':
-                print('  %-10s %-16s %8.1f img/s' % (
-                    act, runtime, row[runtime.replace('-', '_') + '_images_per_s']))
+                print('  %-10s %-16s %8.1f img/s' % (act, runtime, row[speed_key(runtime)]))
     if 'relu' in report['throughput']:
         print('  paired ratios against ReLU (ATAC runtime / ReLU runtime: median, IQR):')
         for act, row in report['throughput'].items():

@@ -26,8 +26,9 @@ MXNet deployment of ReLU; it is an inference graph, so those act types are left 
 (a process loads one build): ``native`` as the machine builds it, ``avx2`` without AVX-512
 (``GLUON_ATAC_CXXFLAGS=-mno-avx512f``, what every CPU without AVX-512 gets), ``avx2-cpu``
 the same with oneDNN held to AVX2 as well (``DNNL_MAX_CPU_ISA=AVX2``: the ReLU network and
-the convolutions then run as on a CPU without AVX-512), one after the other in the same run; each child times all act types interleaved, so its ratios compare
-its build with the same run's ReLU and Gluon graph.
+the convolutions then run as on a CPU without AVX-512), one after the other in the same
+run; each child times all act types interleaved, so its ratios compare its build with the
+same run's ReLU and Gluon graph.
 """
 import argparse
 import json

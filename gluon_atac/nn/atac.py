@@ -77,8 +77,9 @@ class ChaATAC(nn.HybridBlock):
     and running-statistics updates included (one exception: a backward through
     inference-mode statistics, ``autograd.record(train_mode=False)``, is exact on the
     native operator, while MXNet's BatchNorm backward there does not differentiate what
-    its forward computed). The native operator covers the local gate with plain :class:`~mxnet.gluon.nn.BatchNorm` (``center`` and ``scale`` on, no global
-    statistics, axis 1), float32 on CPU and ``grad_req='write'``; anything else (e.g.
+    its forward computed). The native operator covers the local gate with plain
+    :class:`~mxnet.gluon.nn.BatchNorm` (``center`` and ``scale`` on, no global statistics,
+    axis 1), float32 on CPU and ``grad_req='write'``; anything else (e.g.
     ``use_global=True`` or SyncBatchNorm) takes the Gluon graph.
     """
 

@@ -70,7 +70,8 @@ def test_builds_measure_the_avx2_library_next_to_relu_on_onednn(bench, tmp_path,
         assert 0 < q1 <= q2 <= q3
     printed = capsys.readouterr().out
     assert "## build avx2 (GLUON_ATAC_CXXFLAGS='-mno-avx512f')" in printed
-    assert "## build avx2-cpu (GLUON_ATAC_CXXFLAGS='-mno-avx512f', DNNL_MAX_CPU_ISA=AVX2)" in printed
+    assert ("## build avx2-cpu (GLUON_ATAC_CXXFLAGS='-mno-avx512f', DNNL_MAX_CPU_ISA=AVX2)"
+            in printed)
     assert 'oneDNN: AVX2' in printed
     assert 'native gate: avx2' in printed and 'vs relu-mkldnn' in printed
 
