@@ -16,7 +16,6 @@ Examples
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 
@@ -81,19 +80,7 @@ def runner(args, label, ctx):
 def measure(args, ctx):
     """Images/s per mode and network: interleaved windows, median of each."""
     runners = {label: runner(args, label, ctx) for label in args.networks}
-    results = {}
-    for mode in args.modes:
-        for each in runners.values():
-            each.run(mode, args.warmup)
-        windows = {label: [] for label in args.networks}
-        for _ in range(args.windows):
-            for label in args.networks:
-                windows[label].append(runners[label].run(mode, args.iters))
-        results[mode] = {label: {
-            'images_per_s': statistics.median(args.batch_size * args.iters / t for t in ts),
-            'windows_images_per_s': [args.batch_size * args.iters / t for t in ts]}
-            for label, ts in windows.items()}
-    return results
+    return {mode: throughput.interleaved(runners, mode, args) for mode in args.modes}
 
 
 def rss_probe(args, ctx):

@@ -166,23 +166,30 @@ class Runner:
         return time.perf_counter() - start
 
 
+def interleaved(runners, mode, args):
+    """``{label: {'images_per_s', 'windows_images_per_s'}}`` of ``runners`` (label ->
+    :class:`Runner`) in ``mode``: each warmed up, then ``args.windows`` timed windows of
+    ``args.iters`` iterations, one window of each runner in turn; the median counts."""
+    for runner in runners.values():
+        runner.run(mode, args.warmup)
+    windows = {label: [] for label in runners}
+    for _ in range(args.windows):
+        for label, runner in runners.items():
+            windows[label].append(runner.run(mode, args.iters))
+    out = {}
+    for label, seconds in windows.items():
+        ips = [args.batch_size * args.iters / t for t in seconds]
+        out[label] = {'images_per_s': statistics.median(ips), 'windows_images_per_s': ips}
+    return out
+
+
 def measure(args, ctx):
     """Images/s per mode and act type, interleaved windows, median of each."""
     runners = {act: Runner(args, act, ctx) for act in args.act_types}
     results = {}
     for mode in args.modes:
         acts = [a for a in args.act_types if mode == 'infer' or not runners[a].inference_only]
-        for act in acts:
-            runners[act].run(mode, args.warmup)
-        windows = {act: [] for act in acts}
-        for _ in range(args.windows):
-            for act in acts:
-                windows[act].append(runners[act].run(mode, args.iters))
-        results[mode] = {}
-        for act in acts:
-            ips = [args.batch_size * args.iters / t for t in windows[act]]
-            results[mode][act] = {'images_per_s': statistics.median(ips),
-                                  'windows_images_per_s': ips}
+        results[mode] = interleaved({act: runners[act] for act in acts}, mode, args)
         for name in BASELINES:
             if name not in results[mode]:
                 continue
