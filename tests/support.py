@@ -5,14 +5,12 @@
 import os
 import struct
 
-import mxnet as mx
 import numpy as np
 
 from gluon_atac.data import write_cifar_files
 from gluon_atac.experiments import expand, smoke_data_dir
 
-__all__ = ['write_cifar', 'python2_batch', 'smoke_runs', 'SMOKE_ONLY',
-           'input_noise_sensitivity', 'processes_with']
+__all__ = ['write_cifar', 'python2_batch', 'smoke_runs', 'SMOKE_ONLY', 'processes_with']
 
 # Four runs: ReLU and ATAC ResNet-8, two seeds each, on tiny generated CIFAR-10.
 SMOKE_ONLY = ['relu-b1-*', 'atac-b1-*']
@@ -118,40 +116,6 @@ def smoke_runs(root, **kwargs):
     data_dir = smoke_data_dir(root, 'cifar10')
     return expand('activations', root, seeds=2, budget='smoke', dataset='cifar10',
                   data_dir=data_dir, only=SMOKE_ONLY, **kwargs)
-
-
-def input_noise_sensitivity(net, x, draws=3, relative=1e-7, seed=0):
-    """How far float32 rounding-sized input noise moves a network's outputs.
-
-    Another CPU (instruction set, thread count) sums in another order, which perturbs a
-    forward pass about as much as noise of float32's resolution on the input does; a
-    tolerance a few tens of times this is safe on any machine and still catches a wrong
-    weight or layer.
-
-    Parameters
-    ----------
-    net : mxnet.gluon.Block
-    x : numpy.ndarray
-        A float32 input batch.
-    draws : int, default 3
-        Noise draws; the largest change is returned.
-    relative : float, default 1e-7
-        Noise scale relative to each input value (float32's resolution is 6e-8).
-    seed : int, default 0
-
-    Returns
-    -------
-    float
-        The largest absolute change of any output over the draws.
-    """
-    rng = np.random.RandomState(seed)
-    clean = net(mx.nd.array(x)).asnumpy()
-    moved = 0.0
-    for _ in range(draws):
-        noisy = x * (1 + relative * rng.standard_normal(x.shape))
-        out = net(mx.nd.array(noisy.astype(np.float32))).asnumpy()
-        moved = max(moved, float(np.abs(out - clean).max()))
-    return moved
 
 
 def processes_with(marker):

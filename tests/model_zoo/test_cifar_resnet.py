@@ -8,7 +8,7 @@ import pytest
 
 from gluon_atac import ChaATAC, get_model, count_params, count_flops
 from gluon_atac.model_zoo import stage_act_types
-from support import input_noise_sensitivity
+from gluon_atac.utils.onnx_export import float32_sensitivity
 
 def test_fixture_names_and_shapes(open_atac_dir):
     with open(os.path.join(open_atac_dir, 'r20_b3_chaatac_r2_relu_c100.json')) as handle:
@@ -26,7 +26,7 @@ def test_open_atac_params_give_the_same_logits(open_atac_dir):
     net = get_model('cifar_resnet20_v2', classes=100)
     net.load_parameters(path)  # plain Gluon loading works, names are the original's
     # The logits were computed on another CPU: allow what float32 noise moves them by.
-    tolerance = 30 * input_noise_sensitivity(net, data['x'])
+    tolerance = 30 * float32_sensitivity(net, data['x'])
     assert 0 < tolerance < 1e-3 * np.abs(data['y']).max()
     logits = net(mx.nd.array(data['x'])).asnumpy()
     assert np.abs(logits - data['y']).max() < tolerance

@@ -9,7 +9,7 @@ from mxnet import autograd, gluon
 
 from gluon_atac import get_model, ops
 from gluon_atac.nn import ChaATAC, gluon_graph
-from support import input_noise_sensitivity
+from gluon_atac.utils.onnx_export import float32_sensitivity
 
 pytestmark = pytest.mark.skipif(shutil.which('g++') is None, reason='no C++ compiler')
 
@@ -147,7 +147,7 @@ def test_open_atac_fixture_gives_its_logits_through_the_fused_path(open_atac_dir
     assert all(b._fusable() for b in _walk(net) if isinstance(b, ChaATAC))
     net.hybridize()
     # The logits were computed on another CPU: allow what float32 noise moves them by.
-    tolerance = 30 * input_noise_sensitivity(net, data['x'])
+    tolerance = 30 * float32_sensitivity(net, data['x'])
     assert 0 < tolerance < 1e-3 * np.abs(data['y']).max()
     logits = net(mx.nd.array(data['x'])).asnumpy()
     np.testing.assert_allclose(logits, data['y'], rtol=0, atol=tolerance)
