@@ -14,11 +14,10 @@ import tarfile
 import numpy as np
 
 from ..errors import DataError
-from .batch_pickle import BatchFormatError, read_batch
+from .batch_pickle import PIXELS, BatchFormatError, read_batch
 
 __all__ = ['DataError', 'find_cifar_files', 'load_cifar', 'write_cifar_files']
 
-_PIXELS = 3 * 32 * 32
 _TRAIN_BATCHES = ['data_batch_%d' % i for i in range(1, 6)]
 # dataset -> layout -> (sub-folder, train file names, test file name)
 _LAYOUTS = {
@@ -84,7 +83,7 @@ def _expected_files(data_dir, dataset):
 
 def _read_binary(path, dataset):
     label_bytes = 1 if dataset == 'cifar10' else 2
-    record = label_bytes + _PIXELS
+    record = label_bytes + PIXELS
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size % record:
         raise DataError('%s is truncated or malformed: %d bytes is not a multiple of the '
